@@ -1,0 +1,50 @@
+"""Python API: any registered plugin by name, without a spec.
+
+Examples
+--------
+>>> import harness
+>>> metric = harness.get_metric("localisation.pointing_game")
+>>> metric.higher_is_better
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.contracts import Dataset, Explainer, Metric, Model
+from harness.plugin_manager import get_registries
+
+
+def _make(kind: str, name: str, params: dict[str, Any]) -> Any:
+    cls = get_registries().kind(kind).get(name)
+    return cls(**params)
+
+
+def get_dataset(name: str, **params: Any) -> Dataset:
+    """Return the dataset registered as ``name``, built with ``params``."""
+    out: Dataset = _make("datasets", name, params)
+    return out
+
+
+def get_model(name: str, **params: Any) -> Model:
+    """Return the model registered as ``name``, built with ``params``."""
+    out: Model = _make("models", name, params)
+    return out
+
+
+def get_explainer(name: str, **params: Any) -> Explainer:
+    """Return the explainer registered as ``name``, built with ``params``."""
+    out: Explainer = _make("explainers", name, params)
+    return out
+
+
+def get_metric(name: str, **params: Any) -> Metric:
+    """Return the metric registered as ``name``, built with ``params``."""
+    out: Metric = _make("metrics", name, params)
+    return out
+
+
+def list_plugins(kind: str) -> list[str]:
+    """Return the registered names of ``kind`` (datasets, models, explainers, metrics)."""
+    return get_registries().kind(kind).names()

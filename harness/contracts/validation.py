@@ -1,0 +1,137 @@
+"""Checks at plugin boundaries: bad plugin output becomes a ContractViolation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from harness.contracts.data import Attribution, Batch
+from harness.contracts.tags import Need
+from harness.errors import CapabilityError, ContractViolation
+
+if TYPE_CHECKING:
+    from harness.contracts.component import Component
+    from harness.contracts.explainer import Explainer
+    from harness.contracts.metric import ExplanationMetric
+    from harness.contracts.model import Model
+
+
+def _who(kind: str, plugin: Component) -> str:
+    from harness.registry import distribution_of
+
+    dist = distribution_of(type(plugin))
+    return f"{kind} {plugin.name!r}" + (f" ({dist})" if dist else "")
+
+
+def _finite(values: Tensor, what: str, who: str, plugin: str) -> None:
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        bad = int((~torch.isfinite(values)).sum())
+        raise ContractViolation(
+            f"{who} returned {bad} non-finite value(s) (NaN or inf) in {what}; expected finite numbers",
+            plugin=plugin,
+        )
+
+
+def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Attribution:
+    """Validate an explainer's output against the batch; channel dims are summed away."""
+    who = _who("explainer", explainer)
+    if not isinstance(out, Attribution):
+        raise ContractViolation(
+            f"{who} returned {type(out).__name__}; expected harness.Attribution", plugin=explainer.name
+        )
+    if out.pixels is None and out.tokens is None and out.sentences is None:
+        raise ContractViolation(f"{who} returned an empty Attribution", plugin=explainer.name)
+    n = len(batch)
+    pixels = out.pixels
+    if pixels is not None:
+        if batch.images is None:
+            raise ContractViolation(f"{who} returned pixel attributions for a batch without images")
+        _, c, h, w = batch.images.shape
+        if pixels.dim() == 4 and tuple(pixels.shape) == (n, c, h, w):
+            pixels = pixels.sum(dim=1)
+        if tuple(pixels.shape) != (n, h, w):
+            raise ContractViolation(
+                f"{who} returned attributions of shape {tuple(out.pixels.shape)} for inputs "  # type: ignore[union-attr]
+                f"{tuple(batch.images.shape)}; expected {(n, c, h, w)} or {(n, h, w)}",
+                plugin=explainer.name,
+            )
+        _finite(pixels, "pixel attributions", who, explainer.name)
+    tokens = out.tokens
+    if tokens is not None:
+        if batch.tokens is None or tuple(tokens.shape) != tuple(batch.tokens.shape):
+            expected = None if batch.tokens is None else tuple(batch.tokens.shape)
+            raise ContractViolation(
+                f"{who} returned token attributions of shape {tuple(tokens.shape)}; expected {expected}",
+                plugin=explainer.name,
+            )
+        _finite(tokens, "token attributions", who, explainer.name)
+    if out.sentences is not None and len(out.sentences) != n:
+        raise ContractViolation(
+            f"{who} returned {len(out.sentences)} sentences for {n} rows", plugin=explainer.name
+        )
+    return Attribution(
+        pixels=None if pixels is None else pixels.detach().float(),
+        tokens=None if tokens is None else tokens.detach().float(),
+        sentences=out.sentences,
+    )
+
+
+def check_logits(out: object, n: int, *, model: Model) -> Tensor:
+    """Validate a model's raw scores: a finite (N, K) float tensor."""
+    who = _who("model", model)
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != n:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ContractViolation(f"{who} returned logits {shape}; expected ({n}, K)", plugin=model.name)
+    _finite(out.detach(), "logits", who, model.name)
+    return out
+
+
+def check_scores(out: Tensor, n: int, *, metric: ExplanationMetric) -> Tensor:
+    """Validate a metric's per-row scores: a finite (N,) tensor."""
+    who = _who("metric", metric)
+    if tuple(out.shape) != (n,):
+        raise ContractViolation(
+            f"{who} returned scores of shape {tuple(out.shape)}; expected ({n},)", plugin=metric.name
+        )
+    _finite(out.detach().double(), "scores", who, metric.name)
+    return out.detach().double().cpu()
+
+
+def require_explainer_needs(explainer: Explainer, model: Model) -> None:
+    """Raise CapabilityError when ``model`` lacks what ``explainer`` needs."""
+    needs = explainer.get_tags().needs
+    tags = model.get_tags()
+    if Need.GRADIENTS in needs and not tags.differentiable:
+        raise CapabilityError(
+            f"explainer {explainer.name!r} needs gradients; model {model.name!r} is black-box",
+            plugin=explainer.name,
+        )
+    if Need.TARGET_LAYER in needs and not hasattr(model, "target_layer"):
+        raise CapabilityError(
+            f"explainer {explainer.name!r} needs a target layer; model {model.name!r} has none",
+            plugin=explainer.name,
+        )
+
+
+def require_metric_needs(
+    metric: ExplanationMetric, batch: Batch, attribution: Attribution, explainer: Explainer | None
+) -> None:
+    """Raise CapabilityError when the inputs lack what ``metric`` needs."""
+    needs = metric.get_tags().needs
+    missing = []
+    if Need.MASKS in needs and batch.masks is None:
+        missing.append("ground-truth masks")
+    if Need.RATIONALES in needs and batch.rationales is None:
+        missing.append("token rationales")
+    if Need.PIXEL_ATTRIBUTIONS in needs and attribution.pixels is None:
+        missing.append("pixel attributions")
+    if Need.TOKEN_ATTRIBUTIONS in needs and attribution.tokens is None:
+        missing.append("token attributions")
+    if Need.EXPLAINER in needs and explainer is None:
+        missing.append("an explainer to re-run")
+    if missing:
+        raise CapabilityError(
+            f"metric {metric.name!r} needs {', '.join(missing)}", plugin=metric.name
+        )
