@@ -1,2 +1,63 @@
-def main() -> int:
-    return 0
+"""The ``harness`` command: run, validate, ls, report and check.
+
+Sub-command modules are imported only when used, so ``harness --help`` stays
+fast and imports no deep-learning library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("harness.cli.run", "run a benchmark spec and write its leaderboard",
+            "example: harness run specs/quickstart.yaml -o leaderboards/quickstart"),
+    "validate": ("harness.cli.validate", "check a spec and report every problem",
+                 "example: harness validate specs/pneumonia.yaml"),
+    "ls": ("harness.cli.ls", "list discovered plugins with their distribution and version",
+           "example: harness ls explainers"),
+    "report": ("harness.cli.report", "rebuild the leaderboard files from a results store",
+               "example: harness report leaderboards/quickstart"),
+    "check": ("harness.cli.check", "run the conformance kit on a registered plugin",
+              "example: harness check captum.grad_cam"),
+}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser; each sub-command adds its own arguments."""
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Benchmark explanation methods for medical models: faithfulness, "
+        "localisation, sanity checks, robustness and complexity.",
+        epilog="example: harness run specs/quickstart.yaml",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text, example) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=example,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``harness`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * args.verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    from harness.errors import HarnessError
+
+    try:
+        status: int = importlib.import_module(args._module).execute(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return status

@@ -1,0 +1,242 @@
+"""Shared perturbation engine: batched, chunked, cached forward passes for metrics.
+
+Every metric that re-runs the model describes its perturbed inputs as a
+function ``make(flat_idx) -> images`` over ``N * S`` flat indices (row
+``i // S``, step ``i % S``). The engine evaluates them in chunks on the
+model's device, without a Python loop over pixels, steps or single images:
+
+- chunks adapt to memory: an out-of-memory error halves the chunk size and
+  retries, and the smaller size is remembered for that model and input shape;
+- inference runs under ``torch.inference_mode`` and, for a
+  :class:`~harness.contracts.TorchModel` whose forward takes images only, through
+  a frozen TorchScript graph (see :mod:`harness.metrics._engine_graph`), which
+  PEERS.md measured 1.45-1.53x faster on CPU with equal logits;
+- results are cached (:func:`shared`), so metrics asking for the same
+  perturbed inputs (pixel flipping and deletion AUC with one schedule), and
+  explainers scored on the same batch (the unperturbed forward), share passes;
+- every image evaluated is counted (:func:`count_forwards`) so benchmarks can
+  state the forward-pass floor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from harness.contracts import Batch, Model, Task
+from harness.metrics._engine_cache import cache_clear, model_key, shared
+from harness.metrics._engine_graph import fast_forward
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EngineConfig",
+    "ForwardStats",
+    "cache_clear",
+    "clean_logits",
+    "configure",
+    "count_forwards",
+    "evaluate",
+    "model_key",
+    "shared",
+    "target_scores",
+]
+
+OUTPUTS = ("probability", "logit", "correct")
+
+
+@dataclass
+class EngineConfig:
+    """Engine settings; change them with :func:`configure`.
+
+    Attributes
+    ----------
+    max_batch : int or None
+        Images per forward chunk; None picks 64 on CPU (larger batches were
+        slower on the CPUs measured in PEERS.md) and 256 on other devices.
+    freeze : bool
+        Try a frozen TorchScript graph for image-only torch models.
+    cache : bool
+        Reuse results of identical requests (see :func:`shared`).
+    """
+
+    max_batch: int | None = None
+    freeze: bool = True
+    cache: bool = True
+
+
+CONFIG = EngineConfig()
+_LEARNED: dict[tuple[object, ...], int] = {}
+
+
+@dataclass
+class ForwardStats:
+    """Counts of model evaluations inside a :func:`count_forwards` block."""
+
+    calls: int = 0
+    images: int = 0
+    chunk_sizes: list[int] = field(default_factory=list)
+
+
+_COUNTERS: list[ForwardStats] = []
+
+
+@contextmanager
+def count_forwards() -> Iterator[ForwardStats]:
+    """Count the forward calls and images the engine evaluates inside the block."""
+    stats = ForwardStats()
+    _COUNTERS.append(stats)
+    try:
+        yield stats
+    finally:
+        _COUNTERS.remove(stats)
+
+
+@contextmanager
+def configure(**changes: object) -> Iterator[EngineConfig]:
+    """Temporarily change :data:`CONFIG` fields (e.g. ``max_batch=8``)."""
+    old = {k: getattr(CONFIG, k) for k in changes}
+    for k, v in changes.items():
+        setattr(CONFIG, k, v)
+    _LEARNED.clear()
+    try:
+        yield CONFIG
+    finally:
+        for k, v in old.items():
+            setattr(CONFIG, k, v)
+        _LEARNED.clear()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _forwarder(model: Model, batch: Batch, example: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """Return ``forward(rows, images) -> logits`` (frozen graph if verified, else eager)."""
+    fast = fast_forward(model, example, enabled=CONFIG.freeze) if batch.tokens is None else None
+
+    def forward(rows: Tensor, images: Tensor) -> Tensor:
+        for stats in _COUNTERS:
+            stats.calls += 1
+            stats.images += len(images)
+            stats.chunk_sizes.append(len(images))
+        if fast is not None:
+            return fast(images)
+        return model.logits(batch.index(rows).with_images(images))
+
+    return forward
+
+
+def target_scores(model: Model, logits: Tensor, targets: Tensor, output: str) -> Tensor:
+    """Reduce logits (M, K) to one score per row for its target class.
+
+    ``"probability"``: softmax (multi-class) or sigmoid (multi-label) of the
+    target; ``"logit"``: the raw target logit; ``"correct"``: 1.0 when the model
+    still predicts the target (arg-max for multi-class, probability > 0.5 for
+    multi-label), else 0.0.
+    """
+    targets = targets.view(-1, 1).to(logits.device)
+    if output == "logit":
+        return logits.gather(1, targets).squeeze(1)
+    probs = model.probabilities(logits)
+    if output == "probability":
+        return probs.gather(1, targets).squeeze(1)
+    if model.task is Task.MULTILABEL:
+        return (probs.gather(1, targets).squeeze(1) > 0.5).to(logits.dtype)
+    return (logits.argmax(dim=1, keepdim=True) == targets).squeeze(1).to(logits.dtype)
+
+
+def _run_chunks(
+    model: Model,
+    batch: Batch,
+    total: int,
+    steps: int,
+    make: Callable[[Tensor], Tensor],
+    reduce: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    """Evaluate ``total`` perturbed images in adaptive chunks; ``reduce(logits, rows)``."""
+    device = model.device
+    shape = () if batch.images is None else tuple(batch.images.shape[1:])
+    key = (model_key(model, weights=False), shape)
+    default = CONFIG.max_batch or (64 if device.type == "cpu" else 256)
+    chunk = max(1, min(_LEARNED.get(key, default), default))
+    parts: list[Tensor] = []
+    start = 0
+    forward: Callable[[Tensor, Tensor], Tensor] | None = None
+    with torch.inference_mode():
+        while start < total:
+            stop = min(total, start + chunk)
+            flat = torch.arange(start, stop, device=device)
+            rows = torch.div(flat, steps, rounding_mode="floor")
+            try:
+                images = make(flat)
+                if forward is None:
+                    forward = _forwarder(model, batch, images)
+                logits = forward(rows, images)
+            except RuntimeError as exc:
+                if not _is_oom(exc) or chunk == 1:
+                    raise
+                chunk = max(1, chunk // 2)
+                _LEARNED[key] = chunk
+                log.warning("out of memory at %d images per chunk; retrying at %d", stop - start, chunk)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            parts.append(reduce(logits.float(), rows))
+            start = stop
+    return torch.cat(parts)
+
+
+def evaluate(
+    model: Model,
+    batch: Batch,
+    targets: Tensor,
+    steps: int,
+    make: Callable[[Tensor], Tensor],
+    *,
+    output: str = "probability",
+) -> Tensor:
+    """Return the (N, steps) target scores of perturbed copies built by ``make``.
+
+    Parameters
+    ----------
+    model, batch, targets
+        The model, the unperturbed batch (its non-image fields ride along) and
+        the (N,) target class per row.
+    steps : int
+        Perturbed copies per row.
+    make : callable
+        ``make(flat_idx)`` returns the images (M, C, H, W) for flat indices
+        ``flat_idx`` (M,) on the model's device: row ``i // steps``, step ``i % steps``.
+    output : {"probability", "logit", "correct"}
+        Score of the target class, see :func:`target_scores`.
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"engine: output {output!r} - expected one of {OUTPUTS}")
+    targets = targets.to(model.device)
+
+    def reduce(logits: Tensor, rows: Tensor) -> Tensor:
+        return target_scores(model, logits, targets[rows], output)
+
+    return _run_chunks(model, batch, len(batch) * steps, steps, make, reduce).view(len(batch), steps)
+
+
+def clean_logits(model: Model, batch: Batch) -> Tensor:
+    """Return the unperturbed logits (N, K), computed once per model weights and batch."""
+    images = batch.images
+
+    def compute() -> Tensor:
+        if images is None:
+            with torch.inference_mode():
+                return model.logits(batch).float()
+        return _run_chunks(model, batch, len(batch), 1, lambda flat: images[flat], lambda lg, _: lg)
+
+    tensors = [t for t in (batch.images, batch.tokens) if t is not None]
+    return shared(model, ("clean", batch.ids), tensors, compute)

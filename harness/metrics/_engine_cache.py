@@ -1,0 +1,135 @@
+"""A small, bounded, verified result cache for the perturbation engine.
+
+Keys name the model (identity plus a fingerprint of its weights), the request
+(e.g. ``("clean", ids)`` or a perturbation schedule) and the rows; a hit is
+served only after the stored copies of the request's tensors (images,
+targets, attributions) compare equal to the new ones, so a batch with the
+same ids but different pixels never receives stale results.
+
+Weights fingerprint: for every parameter and buffer, its storage address, its
+in-place version counter and its shape, plus the float sum of every tensor.
+The version counter catches in-place updates (``reset_parameters``,
+``load_state_dict``, optimiser steps); the sums also catch writes through
+``.data``, which bypass the version counter; a deep copy (as sanity checks
+make) is a different object, and entries hold a weak reference to their model
+so a freed model's id can never be confused with a new one.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+MAX_ENTRIES = 32
+MAX_BYTES = 512 * 2**20
+
+
+@dataclass
+class _Entry:
+    model: weakref.ReferenceType[Any]
+    tensors: tuple[Tensor, ...]
+    result: Tensor
+    nbytes: int
+
+
+_CACHE: OrderedDict[Hashable, _Entry] = OrderedDict()
+_BYTES = [0]
+
+
+def weights_fingerprint(module: nn.Module) -> tuple[Hashable, ...]:
+    """Return a fingerprint that changes whenever any parameter or buffer changes."""
+    tensors = [t for t in module.state_dict(keep_vars=True).values() if isinstance(t, Tensor)]
+    layout = tuple((t.data_ptr(), t._version, tuple(t.shape), str(t.dtype)) for t in tensors)
+    floats = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]
+    sums: tuple[float, ...] = ()
+    if floats:
+        with torch.no_grad():
+            sums = tuple(torch.stack([t.double().sum() for t in floats]).tolist())
+    return (module.training, layout, sums)
+
+
+def model_key(model: object, *, weights: bool = True) -> Hashable | None:
+    """Return a hashable key for ``model`` (and its weights), or None when uncachable.
+
+    Models without a torch ``module`` give None with ``weights=True``: their
+    state cannot be fingerprinted cheaply, so their results are never cached.
+    """
+    module = getattr(model, "module", None)
+    ident = (type(model).__qualname__, id(model), id(module))
+    if not weights:
+        return ident
+    if not isinstance(module, nn.Module):
+        return None
+    return (ident, getattr(model, "task", None), weights_fingerprint(module))
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    return (
+        a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+    )
+
+
+def shared(
+    model: object,
+    request: Hashable,
+    tensors: Sequence[Tensor],
+    compute: Callable[[], Tensor],
+) -> Tensor:
+    """Return ``compute()``, reusing a stored result for an identical request.
+
+    Parameters
+    ----------
+    model : Model
+        The model the result depends on; its weights are part of the key.
+    request : hashable
+        What is computed (a tag and its parameters, e.g. a schedule and batch ids).
+    tensors : sequence of Tensor
+        Every tensor the result depends on besides the model; compared exactly on a hit.
+    compute : callable
+        Computes the result on a miss.
+
+    Returns
+    -------
+    Tensor
+        A fresh copy; callers may modify it.
+    """
+    from harness.metrics._engine import CONFIG
+
+    mkey = model_key(model) if CONFIG.cache else None
+    if mkey is None:
+        return compute()
+    key = (mkey, request)
+    entry = _CACHE.get(key)
+    if entry is not None and entry.model() is model and len(entry.tensors) == len(tensors):
+        if all(_same(a, b) for a, b in zip(entry.tensors, tensors, strict=True)):
+            _CACHE.move_to_end(key)
+            return entry.result.clone()
+    result = compute()
+    stored = tuple(t.detach().clone() for t in tensors)
+    nbytes = sum(t.numel() * t.element_size() for t in (*stored, result))
+    if nbytes <= MAX_BYTES:
+        _store(key, _Entry(weakref.ref(model), stored, result.detach().clone(), nbytes))
+    return result
+
+
+def _store(key: Hashable, entry: _Entry) -> None:
+    old = _CACHE.pop(key, None)
+    if old is not None:
+        _BYTES[0] -= old.nbytes
+    _CACHE[key] = entry
+    _BYTES[0] += entry.nbytes
+    while len(_CACHE) > MAX_ENTRIES or _BYTES[0] > MAX_BYTES:
+        _, dropped = _CACHE.popitem(last=False)
+        _BYTES[0] -= dropped.nbytes
+
+
+def cache_clear() -> None:
+    """Forget every stored result (benchmarks call it between repeats)."""
+    _CACHE.clear()
+    _BYTES[0] = 0

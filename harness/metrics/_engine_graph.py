@@ -1,0 +1,95 @@
+"""Fast inference for the engine: a frozen TorchScript graph, verified, else eager.
+
+For a :class:`~harness.contracts.TorchModel` whose forward is the plain
+``module(images)`` (neither ``_forward`` nor ``_logits`` overridden) and whose
+module is in eval mode, the engine traces the module once per (weights,
+input shape, dtype, device), freezes it (``torch.jit.freeze`` folds weights
+and batch norm into constants) and checks the graph's logits against eager
+ones on two batch sizes. When tracing fails, or the logits differ by more
+than ``RTOL``/``ATOL``, the model is marked eager for that key and nothing is
+logged above DEBUG: the eager path is always correct, only slower.
+
+A frozen graph bakes the weights in, so the cache is keyed by the weights
+fingerprint of :mod:`harness.metrics._engine_cache`; any change of weights
+(e.g. sanity-check randomisation) builds a new graph or falls back.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+import weakref
+from collections.abc import Callable, Hashable
+
+import torch
+from torch import Tensor, nn
+
+from harness.contracts import Model, TorchModel
+from harness.metrics._engine_cache import weights_fingerprint
+
+log = logging.getLogger(__name__)
+
+RTOL = 1e-4
+ATOL = 1e-4
+
+Forward = Callable[[Tensor], Tensor]
+_GRAPHS: weakref.WeakKeyDictionary[nn.Module, tuple[Hashable, dict[Hashable, Forward | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _plain_forward(model: Model) -> bool:
+    cls = type(model)
+    return (
+        isinstance(model, TorchModel)
+        and cls._logits is TorchModel._logits
+        and cls._forward is TorchModel._forward
+    )
+
+
+def _build(module: nn.Module, example: Tensor) -> Forward | None:
+    """Trace, freeze and verify ``module`` on ``example``; None when unusable."""
+    sample = example[: min(len(example), 4)].clone()
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sample = sample.clone()
+            traced = torch.jit.trace(module, sample, check_trace=False)
+            frozen = torch.jit.freeze(traced.eval())
+            with torch.inference_mode():
+                for rows in (sample, sample[:1]):
+                    expected = module(rows)
+                    got = frozen(rows)
+                    if not isinstance(got, Tensor) or got.shape != expected.shape:
+                        raise ValueError("frozen graph output has a different shape")
+                    tol = ATOL * max(1.0, float(expected.abs().max()))
+                    if not torch.allclose(got, expected, rtol=RTOL, atol=tol):
+                        diff = float((got - expected).abs().max())
+                        raise ValueError(f"frozen graph logits differ by {diff:.3g}")
+    except Exception as exc:  # noqa: BLE001 - any tracing failure means "use eager"
+        log.debug("frozen graph unavailable for %s: %s", type(module).__name__, exc)
+        return None
+    out: Forward = frozen
+    return out
+
+
+def fast_forward(model: Model, example: Tensor, *, enabled: bool = True) -> Forward | None:
+    """Return a verified frozen forward for ``model`` on inputs like ``example``, or None.
+
+    None means "call ``model.logits`` on a batch" (the always-correct path).
+    """
+    if not enabled or not _plain_forward(model) or not example.is_floating_point():
+        return None
+    module = getattr(model, "module", None)
+    if not isinstance(module, nn.Module) or module.training:
+        return None
+    fingerprint = weights_fingerprint(module)
+    signature = (tuple(example.shape[1:]), example.dtype, example.device)
+    stored = _GRAPHS.get(module)
+    if stored is None or stored[0] != fingerprint:
+        stored = (fingerprint, {})
+        _GRAPHS[module] = stored
+    graphs = stored[1]
+    if signature not in graphs:
+        graphs[signature] = _build(module, example)
+    return graphs[signature]

@@ -1,0 +1,1 @@
+"""Classification metrics of predicted probabilities against labels (scikit-learn)."""

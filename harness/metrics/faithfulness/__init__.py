@@ -1,0 +1,8 @@
+"""Faithfulness metrics: does removing what an attribution calls relevant change the output?
+
+Modules (registered lazily in :mod:`harness.metrics`): ``deletion_insertion``
+(RISE deletion / insertion AUC), ``pixel_flipping`` and ``region_perturbation``
+(AOPC), ``faithfulness_correlation``, ``road`` and ``monotonicity``. All of
+them evaluate perturbed copies through :mod:`harness.metrics._engine`.
+Nothing heavy is imported here.
+"""

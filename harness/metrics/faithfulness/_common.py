@@ -1,0 +1,185 @@
+"""Shared maths of the faithfulness metrics: orders, baselines, schedules, curves.
+
+Conventions
+-----------
+- Features are pixels: an attribution is (N, H, W) and removing a pixel
+  replaces all of its channels. For 1-channel images this is exactly Quantus's
+  per-feature treatment; for C channels Quantus counts C features per pixel.
+- Orders are ``torch.argsort(..., stable=True)``: ties keep pixel index order.
+  Quantus uses NumPy's unstable sort, so only tie-free attributions give the
+  same order in both.
+- A "deletion schedule" with ``k`` pixels per step has ``ceil(HW / k)`` steps;
+  step ``j`` (0-based) has the first ``min((j + 1) k, HW)`` pixels of the order
+  replaced. Pixel flipping (Quantus's curve) and RISE deletion (the same curve
+  after the unperturbed score) therefore share one set of forward passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from harness.contracts import Attribution, Batch, Model
+from harness.errors import PluginError
+from harness.metrics import _engine
+
+BASELINES = ("zero", "black", "mean", "blur")
+ORDERS = ("morf", "lerf")
+
+
+def choice(metric: str, param: str, value: object, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise a PluginError."""
+    if value not in allowed:
+        raise PluginError(
+            f"metric {metric!r}: parameter {param}={value!r} - expected one of "
+            f"{', '.join(map(repr, allowed))}, got {value!r}.",
+            plugin=metric,
+        )
+    return str(value)
+
+
+def positive(metric: str, param: str, value: object) -> int:
+    """Return ``value`` as an int if it is a positive integer, else raise a PluginError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PluginError(
+            f"metric {metric!r}: parameter {param}={value!r} - expected a positive integer, "
+            f"got {value!r}.",
+            plugin=metric,
+        )
+    return value
+
+
+def images_of(metric: str, batch: Batch, attribution: Attribution) -> tuple[Tensor, Tensor]:
+    """Return (images (N, C, H, W), attribution pixels (N, H, W) float) or raise."""
+    if batch.images is None or attribution.pixels is None:
+        raise PluginError(
+            f"metric {metric!r}: needs images and pixel attributions - expected both, got "
+            f"images={batch.images is not None}, pixels={attribution.pixels is not None}.",
+            plugin=metric,
+        )
+    return batch.images, attribution.pixels.float()
+
+
+def baseline_images(images: Tensor, kind: str | float) -> Tensor:
+    """Return the replacement image (N, C, H, W) for ``kind``.
+
+    ``"zero"``: 0 (RISE deletion on normalised inputs); ``"black"``: the
+    per-sample minimum over all channels and pixels (Quantus ``"black"``);
+    ``"mean"``: the per-sample mean of the unperturbed image; ``"blur"``: a
+    Gaussian blur with kernel 11 and sigma 5 per channel (RISE insertion); a
+    number: that constant.
+    """
+    n = len(images)
+    if isinstance(kind, int | float) and not isinstance(kind, bool):
+        return torch.full_like(images, float(kind))
+    if kind == "zero":
+        return torch.zeros_like(images)
+    if kind == "black":
+        return images.reshape(n, -1).amin(dim=1).view(n, 1, 1, 1).expand_as(images).clone()
+    if kind == "mean":
+        return images.reshape(n, -1).mean(dim=1).view(n, 1, 1, 1).expand_as(images).clone()
+    return gaussian_blur(images, size=11, sigma=5.0)
+
+
+def gaussian_blur(images: Tensor, *, size: int, sigma: float) -> Tensor:
+    """Depthwise Gaussian blur with zero padding (as RISE's ``conv2d`` substrate)."""
+    c = images.shape[1]
+    x = torch.arange(size, device=images.device, dtype=images.dtype) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(c, 1, size, size)
+    return torch.nn.functional.conv2d(images, kernel, padding=size // 2, groups=c)
+
+
+def ranks(scores: Tensor, *, descending: bool) -> Tensor:
+    """Return the rank (N, F) of every feature when sorted by ``scores`` (N, F)."""
+    order = torch.argsort(scores, dim=1, descending=descending, stable=True)
+    out = torch.empty_like(order)
+    out.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return out
+
+
+def step_size(hw: int, steps: int, pixels_per_step: int | None) -> int:
+    """Pixels per step: ``pixels_per_step`` if given, else ``ceil(hw / steps)``."""
+    return pixels_per_step if pixels_per_step is not None else max(1, math.ceil(hw / steps))
+
+
+def threshold_maker(
+    images: Tensor, inside: Tensor, outside: Tensor, rank: Tensor, steps: int, thresholds: Tensor
+) -> Callable[[Tensor], Tensor]:
+    """Return ``make(flat)``: pixels with ``rank < thresholds[step]`` come from ``inside``.
+
+    ``inside`` / ``outside`` are (N, C, H, W) sources, ``rank`` (N, HW) pixel
+    ranks, ``thresholds`` (steps,) pixel counts per step.
+    """
+    n, c, h, w = images.shape
+
+    def make(flat: Tensor) -> Tensor:
+        rows = torch.div(flat, steps, rounding_mode="floor")
+        limit = thresholds[flat % steps].view(-1, 1)
+        chosen = (rank[rows] < limit).view(-1, 1, h, w)
+        return torch.where(chosen, inside[rows], outside[rows])
+
+    return make
+
+
+def schedule_curve(
+    model: Model,
+    batch: Batch,
+    targets: Tensor,
+    pixels: Tensor,
+    *,
+    baseline: str | float,
+    k: int,
+    insert: bool,
+    output: str,
+    descending: bool = True,
+) -> Tensor:
+    """Scores (N, S) along a most-relevant-first deletion (or insertion) schedule.
+
+    Deletion: ``S = ceil(HW / k)``; step ``j`` replaces the top ``(j + 1) k``
+    pixels by the baseline. Insertion: ``S = ceil(HW / k) + 1``; step ``j``
+    shows the top ``j k`` pixels of the image on the baseline (step 0 is the
+    baseline alone). Results are shared through the engine cache, so metrics
+    asking for the same schedule run its forward passes once.
+    """
+    images = batch.images
+    if images is None:
+        raise ValueError("schedule_curve needs images")
+    hw = images.shape[-2] * images.shape[-1]
+    n_steps = math.ceil(hw / k)
+    request = ("schedule", batch.ids, str(baseline), k, insert, output, descending)
+
+    def compute() -> Tensor:
+        rank = ranks(pixels.reshape(len(pixels), -1), descending=descending)
+        base = baseline_images(images, baseline)
+        offset, steps = (0, n_steps + 1) if insert else (1, n_steps)
+        counts = (torch.arange(steps, device=images.device) + offset) * k
+        inside, outside = (images, base) if insert else (base, images)
+        make = threshold_maker(images, inside, outside, rank, steps, counts.clamp(max=hw))
+        return _engine.evaluate(model, batch, targets, steps, make, output=output)
+
+    return _engine.shared(model, request, [images, targets, pixels], compute)
+
+
+def clean_scores(model: Model, batch: Batch, targets: Tensor, output: str) -> Tensor:
+    """Unperturbed target scores (N,), from the engine's shared clean forward."""
+    logits = _engine.clean_logits(model, batch)
+    return _engine.target_scores(model, logits, targets, output)
+
+
+def normalised_auc(curve: Tensor) -> Tensor:
+    """Trapezoidal area under (N, S+1) curves on an x-axis scaled to [0, 1] (RISE ``auc``)."""
+    steps = curve.shape[1] - 1
+    return (curve.sum(dim=1) - curve[:, 0] / 2 - curve[:, -1] / 2) / steps
+
+
+def aopc(drops: Tensor) -> Tensor:
+    """AOPC of (N, L) drops ``f(x) - f(x_k)``, k = 1..L, with the k = 0 term (zero) included.
+
+    Samek et al. (2017): ``1 / (L + 1) * sum_{k=0}^{L} (f(x_0) - f(x_k))``.
+    """
+    return drops.sum(dim=1) / (drops.shape[1] + 1)

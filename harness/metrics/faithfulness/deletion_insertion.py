@@ -1,0 +1,150 @@
+"""Deletion and insertion AUC (Petsiuk, Das, Saenko 2018, RISE)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from torch import Tensor
+
+from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
+from harness.contracts.tags import MetricKind, Modality, Need
+from harness.metrics.faithfulness import _common as C
+
+if TYPE_CHECKING:
+    from harness.contracts import Explainer
+
+_TAGS = MetricTags(
+    kind=MetricKind.FAITHFULNESS,
+    needs=frozenset({Need.PIXEL_ATTRIBUTIONS}),
+    modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
+)
+_CITATION = (
+    "Petsiuk, Das, Saenko. RISE: Randomized Input Sampling for Explanation of "
+    "Black-box Models. BMVC 2018."
+)
+_OUTPUTS = ("probability", "logit")
+
+
+class _RiseAUC(ExplanationMetric):
+    """Common scoring of deletion and insertion; subclasses set ``_insert``."""
+
+    tags: ClassVar[MetricTags] = _TAGS
+    citation: ClassVar[str] = _CITATION
+    _insert: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        steps: int = 64,
+        pixels_per_step: int | None = None,
+        baseline: str | float = "zero",
+        output: str = "probability",
+    ) -> None:
+        self.steps = steps
+        self.pixels_per_step = pixels_per_step
+        self.baseline = baseline
+        self.output = output
+
+    def _score(
+        self,
+        model: Model,
+        batch: Batch,
+        targets: Tensor,
+        attribution: Attribution,
+        explainer: Explainer | None,
+    ) -> Scores:
+        images, pixels = C.images_of(self.name, batch, attribution)
+        C.positive(self.name, "steps", self.steps)
+        if self.pixels_per_step is not None:
+            C.positive(self.name, "pixels_per_step", self.pixels_per_step)
+        if not isinstance(self.baseline, int | float):
+            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
+        output = C.choice(self.name, "output", self.output, _OUTPUTS)
+        k = C.step_size(images.shape[-2] * images.shape[-1], self.steps, self.pixels_per_step)
+        curve = C.schedule_curve(
+            model, batch, targets, pixels,
+            baseline=self.baseline, k=k, insert=self._insert, output=output,
+        )  # fmt: skip
+        if not self._insert:
+            start = C.clean_scores(model, batch, targets, output).to(curve.dtype)
+            curve = C.torch.cat([start.view(-1, 1), curve], dim=1)
+        return Scores(values=C.normalised_auc(curve), curves={output: curve})
+
+
+class DeletionAUC(_RiseAUC):
+    """Area under the target score as the most relevant pixels are deleted (lower is better).
+
+    The curve starts at the unperturbed score and has one point per step of
+    ``pixels_per_step`` pixels (default ``ceil(HW / steps)``) replaced by the
+    baseline, most relevant first, until every pixel is replaced. The AUC is
+    the trapezoidal area with the x-axis scaled to [0, 1], as in RISE. A
+    faithful attribution makes the score collapse early: lower is better.
+
+    With the same ``baseline`` and step size, the forward passes are shared
+    with :class:`~harness.metrics.faithfulness.pixel_flipping.PixelFlipping`.
+
+    Parameters
+    ----------
+    steps : int, default=64
+        Number of deletion steps when ``pixels_per_step`` is None.
+    pixels_per_step : int or None, default=None
+        Pixels replaced per step (RISE used 224 on 224 x 224 images).
+    baseline : {"zero", "black", "mean", "blur"} or float, default="zero"
+        What a deleted pixel becomes (RISE: zero, on normalised inputs).
+    output : {"probability", "logit"}, default="probability"
+        Score of the target class on the curve.
+
+    References
+    ----------
+    Petsiuk, Das, Saenko. "RISE: Randomized Input Sampling for Explanation of
+    Black-box Models." BMVC 2018.
+    """
+
+    name: ClassVar[str] = "faithfulness.deletion_auc"
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[bool] = False
+    _insert: ClassVar[bool] = False
+
+
+class InsertionAUC(_RiseAUC):
+    """Area under the target score as the most relevant pixels are inserted (higher is better).
+
+    The curve starts at the baseline image (default: the input blurred with a
+    Gaussian of kernel 11 and sigma 5, as in RISE) and reveals ``pixels_per_step``
+    pixels of the input per step, most relevant first, until the whole input
+    is shown. A faithful attribution restores the score early: higher is better.
+
+    Parameters
+    ----------
+    steps : int, default=64
+        Number of insertion steps when ``pixels_per_step`` is None.
+    pixels_per_step : int or None, default=None
+        Pixels inserted per step.
+    baseline : {"zero", "black", "mean", "blur"} or float, default="blur"
+        The canvas the pixels are inserted onto.
+    output : {"probability", "logit"}, default="probability"
+        Score of the target class on the curve.
+
+    References
+    ----------
+    Petsiuk, Das, Saenko. "RISE: Randomized Input Sampling for Explanation of
+    Black-box Models." BMVC 2018.
+    """
+
+    name: ClassVar[str] = "faithfulness.insertion_auc"
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[bool] = True
+    _insert: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        steps: int = 64,
+        pixels_per_step: int | None = None,
+        baseline: str | float = "blur",
+        output: str = "probability",
+    ) -> None:
+        self.steps = steps
+        self.pixels_per_step = pixels_per_step
+        self.baseline = baseline
+        self.output = output

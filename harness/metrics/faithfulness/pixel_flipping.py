@@ -1,0 +1,113 @@
+"""Pixel flipping AOPC (Bach et al. 2015; Samek et al. 2017)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import Tensor
+
+from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
+from harness.contracts.tags import MetricKind, Modality, Need
+from harness.metrics.faithfulness import _common as C
+
+if TYPE_CHECKING:
+    from harness.contracts import Explainer
+
+_OUTPUTS = ("probability", "logit")
+
+
+class PixelFlipping(ExplanationMetric):
+    """Average drop of the target score as the most relevant pixels are flipped (AOPC).
+
+    Pixels are replaced by the baseline in order of decreasing attribution,
+    ``pixels_per_step`` at a time (default ``ceil(HW / steps)``), until every
+    pixel is replaced; after each step the model scores the image. The curve
+    ``p_1 .. p_L`` is Quantus's ``PixelFlipping`` curve (softmax probability,
+    ``"black"`` = per-sample minimum) and the value is Samek et al.'s AOPC
+
+    ``AOPC = 1 / (L + 1) * sum_{k=0}^{L} (p_0 - p_k)``,
+
+    the mean drop from the unperturbed score ``p_0`` (the k = 0 term is zero).
+    A faithful attribution makes the score drop early: higher is better.
+    (Quantus reports the trapezoidal area of ``p_k`` instead, where lower is
+    better; the stored curve lets a user compute it.)
+
+    With the same baseline and step size, the forward passes are shared with
+    :class:`~harness.metrics.faithfulness.deletion_insertion.DeletionAUC`.
+
+    Parameters
+    ----------
+    steps : int, default=64
+        Number of steps when ``pixels_per_step`` is None.
+    pixels_per_step : int or None, default=None
+        Pixels flipped per step (Quantus ``features_in_step``; Quantus's default is 1).
+    baseline : {"black", "zero", "mean", "blur"} or float, default="black"
+        The replacement value. ``"mean"`` is the mean of the unperturbed image
+        (Quantus recomputes it from the partly flipped image at every step).
+    output : {"probability", "logit"}, default="probability"
+        Score of the target class.
+
+    References
+    ----------
+    Bach et al. "On Pixel-Wise Explanations for Non-Linear Classifier Decisions
+    by Layer-Wise Relevance Propagation." PLoS ONE 2015.
+    Samek et al. "Evaluating the Visualization of What a Deep Neural Network Has
+    Learned." IEEE TNNLS 2017.
+    """
+
+    name: ClassVar[str] = "faithfulness.pixel_flipping"
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[bool] = True
+    bounds: ClassVar[tuple[float, float] | None] = None
+    citation: ClassVar[str] = (
+        "Bach et al. PLoS ONE 2015; Samek et al. Evaluating the Visualization of What a "
+        "Deep Neural Network Has Learned. IEEE TNNLS 2017."
+    )
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.FAITHFULNESS,
+        needs=frozenset({Need.PIXEL_ATTRIBUTIONS}),
+        modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
+    )
+
+    def __init__(
+        self,
+        *,
+        steps: int = 64,
+        pixels_per_step: int | None = None,
+        baseline: str | float = "black",
+        output: str = "probability",
+    ) -> None:
+        self.steps = steps
+        self.pixels_per_step = pixels_per_step
+        self.baseline = baseline
+        self.output = output
+
+    def _score(
+        self,
+        model: Model,
+        batch: Batch,
+        targets: Tensor,
+        attribution: Attribution,
+        explainer: Explainer | None,
+    ) -> Scores:
+        images, pixels = C.images_of(self.name, batch, attribution)
+        C.positive(self.name, "steps", self.steps)
+        if self.pixels_per_step is not None:
+            C.positive(self.name, "pixels_per_step", self.pixels_per_step)
+        if not isinstance(self.baseline, int | float):
+            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
+        output = C.choice(self.name, "output", self.output, _OUTPUTS)
+        k = C.step_size(images.shape[-2] * images.shape[-1], self.steps, self.pixels_per_step)
+        curve = C.schedule_curve(
+            model, batch, targets, pixels,
+            baseline=self.baseline, k=k, insert=False, output=output,
+        )  # fmt: skip
+        start = C.clean_scores(model, batch, targets, output).to(curve.dtype)
+        drops = start.view(-1, 1) - curve
+        return Scores(values=C.aopc(drops), curves={output: curve})
+
+    def quantus_auc(self, scores: Scores) -> Tensor:
+        """Quantus's ``return_auc_per_sample`` value (``np.trapz`` of the curve, dx = 1)."""
+        curve = scores.curves[self.output]
+        return torch.trapezoid(curve, dim=1)

@@ -1,0 +1,1 @@
+"""Localisation metrics: attributions against ground-truth masks, forward-free and batched."""

@@ -1,0 +1,115 @@
+"""The run context shared by every stage, the stage cache wrapper and result recording."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from harness.planner import NO_EXPLAINER, Cell, Plugins
+from harness.progress import ProgressSink
+from harness.spec import Spec
+from harness.stages import ArtefactCache
+from harness.store import ResultRow, Store
+
+log = logging.getLogger(__name__)
+
+Computed = tuple[Mapping[str, Tensor] | None, Any]
+
+
+@dataclass
+class RunContext:
+    """Everything a group needs: spec, plugins, cache, store and reporting."""
+
+    spec: Spec
+    plugins: Plugins
+    cache: ArtefactCache
+    store: Store
+    run_id: int
+    device: torch.device
+    progress: ProgressSink
+    provenance: Mapping[str, str]
+    on_cell: Callable[[ResultRow], None]
+    force: bool = False
+    forced: set[str] = field(default_factory=set)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a stage gives the same output on every run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def key_seed(key: str) -> int:
+    return int(key[:8], 16)
+
+
+def cached(ctx: RunContext, key: str, what: str, compute: Callable[[], Computed]) -> tuple[dict[str, Tensor], Any, float]:
+    """Return a stage's tensors, data and compute seconds, computing it only once."""
+    if ctx.force and key not in ctx.forced:
+        ctx.cache.drop(key)
+        ctx.forced.add(key)
+    if ctx.cache.has(key):
+        meta = ctx.cache.meta(key)
+        tensors = ctx.cache.load_tensors(key) if meta.get("tensors") else {}
+        data = ctx.cache.load_data(key) if meta.get("data") else None
+        log.debug("cache hit %s (%s)", what, key)
+        return tensors, data, float(meta.get("seconds", 0.0))
+    seed_everything(key_seed(key))
+    start = time.perf_counter()
+    tensors, data = compute()
+    seconds = time.perf_counter() - start
+    ctx.cache.save(
+        key,
+        tensors=tensors,
+        data=data,
+        meta={"stage": what, "seconds": seconds, "tensors": tensors is not None, "data": data is not None},
+    )
+    return dict(tensors or {}), data, seconds
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def make_row(ctx: RunContext, cell: Cell, status: str, **kw: Any) -> ResultRow:
+    metric = ctx.plugins.metrics[cell.metric]
+    parts = {"dataset": cell.dataset, "model": cell.model, "metric": cell.metric}
+    if cell.explainer != NO_EXPLAINER:
+        parts["explainer"] = cell.explainer
+    return ResultRow(
+        dataset=cell.dataset, model=cell.model, explainer=cell.explainer, metric=cell.metric,
+        status=status, kind=metric.get_tags().kind.value, higher_is_better=metric.higher_is_better,
+        device=str(ctx.device), spec_hash=ctx.spec.spec_hash,
+        plugins={k: ctx.provenance.get(f"{k}:{v}", v) for k, v in parts.items()}, **kw,
+    )  # fmt: skip
+
+
+def record(ctx: RunContext, row: ResultRow, samples: Sequence[tuple[str, int, float]] = (),
+           curves: Mapping[str, Any] | None = None) -> None:
+    """Write one result and report it."""
+    ctx.store.write_cell(ctx.run_id, row, samples, curves)
+    ctx.on_cell(row)
+    ctx.progress.advance()
+
+
+def fail_cells(ctx: RunContext, cells: Sequence[Cell], exc: BaseException, stage: str) -> None:
+    """Record ``cells`` as failed because ``stage`` raised ``exc``."""
+    log.warning("%s failed: %s", stage, _error_text(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+    for cell in cells:
+        record(ctx, make_row(ctx, cell, "failed", error=f"{stage}: {_error_text(exc)}"))
+
+
+def skip_cell(ctx: RunContext, cell: Cell, reason: str) -> None:
+    """Record a cell that had nothing to score."""
+    record(ctx, make_row(ctx, cell, "skipped", reason=reason))
+
+

@@ -1,0 +1,172 @@
+"""Explanation stages: the explain set, attributions per explainer, explanation scores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from harness.contracts import (
+    Attribution,
+    Batch,
+    Explainer,
+    ExplanationMetric,
+    GenerationMetric,
+    Need,
+    Task,
+)
+from harness.errors import ContractViolation, SpecError
+from harness.pipeline.context import Computed, RunContext, cached, key_seed, make_row, record, skip_cell
+from harness.pipeline.training import Trained
+from harness.planner import Cell
+from harness.stages import stage_key
+from harness.stats import bootstrap_mean, bootstrap_statistic
+
+
+@dataclass
+class ExplainSet:
+    """The (sample, target) rows every explainer explains, loaded as one batch."""
+
+    key: str
+    batch: Batch
+    targets: Tensor
+
+
+def select_targets(policy: str, task: Task, labels: Tensor, probs: Tensor | None, k: int) -> list[tuple[int, int]]:
+    """Return (row, target) pairs for a target policy.
+
+    ``label``: the true class (multi-class) or every positive label (multi-label);
+    ``predicted``: the arg-max class; ``positive``: like ``label`` but, for
+    multi-class data, only rows whose class is not the first (normal) class;
+    ``top_k``: the ``k`` highest-scoring outputs.
+    """
+    n = len(labels)
+    if policy in ("predicted", "top_k"):
+        if probs is None:
+            raise ValueError(f"target policy {policy!r} needs predictions")
+        width = 1 if policy == "predicted" else min(k, probs.shape[1])
+        top = probs.topk(width, dim=1).indices
+        return [(i, int(t)) for i in range(n) for t in top[i]]
+    if task is Task.MULTILABEL:
+        return [(int(i), int(j)) for i, j in (labels == 1).nonzero().tolist()]
+    pairs = [(i, int(labels[i])) for i in range(n)]
+    return [p for p in pairs if p[1] != 0] if policy == "positive" else pairs
+
+
+def explain_set(ctx: RunContext, trained: Trained) -> ExplainSet:
+    """Choose the rows to explain: a seeded subset of the split and its targets."""
+    spec = ctx.spec.explain
+    if spec.split not in trained.splits:
+        raise SpecError(ctx.spec.file, "explain.split", f"dataset has no split {spec.split!r}; splits: {sorted(trained.splits)}")
+    ids = trained.splits[spec.split]
+    perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(ctx.spec.seed))
+    chosen = [ids[i] for i in perm[: spec.n].tolist()]
+    batch = trained.dataset.load(chosen)
+    key = stage_key("explain_set", None, [trained.model_key], ctx.spec.seed, asdict(spec))
+
+    def compute() -> Computed:
+        needs_probs = spec.targets in ("predicted", "top_k")
+        probs = trained.model.predict_proba(batch).cpu() if needs_probs else None
+        rows = select_targets(spec.targets, trained.model.task, batch.labels.cpu(), probs, spec.k)
+        return None, {"rows": [r for r, _ in rows], "targets": [t for _, t in rows]}
+
+    _, data, _ = cached(ctx, key, "explain set", compute)
+    rows = torch.as_tensor(data["rows"], dtype=torch.long)
+    return ExplainSet(key, batch.index(rows), torch.as_tensor(data["targets"], dtype=torch.long))
+
+
+def _concat(parts: list[Attribution]) -> Attribution:
+    def cat(name: str) -> Tensor | None:
+        values = [getattr(p, name) for p in parts]
+        return None if any(v is None for v in values) else torch.cat([v.cpu() for v in values])
+
+    sentences = [p.sentences for p in parts]
+    joined = None if any(s is None for s in sentences) else tuple(x for s in sentences for x in s)  # type: ignore[union-attr]
+    return Attribution(pixels=cat("pixels"), tokens=cat("tokens"), sentences=joined)
+
+
+def attribute(ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str) -> tuple[str, Attribution]:
+    """Explain every row of the explain set with one explainer, in batches."""
+    explainer = ctx.plugins.explainers[ekey]
+    key = stage_key("attributions", explainer, [trained.model_key, eset.key], ctx.spec.seed)
+    ctx.progress.stage(f"explaining {trained.model.name} with {ekey}")
+    size = ctx.spec.explain.batch_size
+
+    def compute() -> Computed:
+        parts = [
+            explainer.explain(trained.model, eset.batch.index(range(s, min(s + size, len(eset.batch)))),
+                              eset.targets[s : s + size])
+            for s in range(0, len(eset.batch), size)
+        ]  # fmt: skip
+        out = _concat(parts) if parts else Attribution(pixels=torch.zeros(0))
+        tensors = {k: v for k, v in (("pixels", out.pixels), ("tokens", out.tokens)) if v is not None}
+        return tensors, {"sentences": list(out.sentences) if out.sentences is not None else None}
+
+    tensors, data, _ = cached(ctx, key, f"attributions of {ekey}", compute)
+    sentences = data.get("sentences") if data else None
+    return key, Attribution(
+        pixels=tensors.get("pixels"), tokens=tensors.get("tokens"),
+        sentences=tuple(sentences) if sentences is not None else None,
+    )  # fmt: skip
+
+
+def _rows_for(metric: ExplanationMetric | GenerationMetric, eset: ExplainSet) -> Tensor:
+    needs = metric.get_tags().needs
+    keep = torch.ones(len(eset.batch), dtype=torch.bool)
+    if Need.MASKS in needs and eset.batch.masks is not None:
+        keep &= eset.batch.target_masks(eset.targets).flatten(1).any(1).cpu()
+    if Need.RATIONALES in needs and eset.batch.rationales is not None:
+        keep &= eset.batch.target_rationales(eset.targets).flatten(1).any(1).cpu()
+    return keep.nonzero().flatten()
+
+
+def _generation(metric: GenerationMetric, attribution: Attribution, batch: Batch, seed: int, ctx: RunContext) -> Computed:
+    if attribution.sentences is None or batch.references is None:
+        raise ContractViolation(f"metric {metric.name!r} needs generated sentences and references")
+    hyps, refs = attribution.sentences, batch.references
+
+    def stat(idx: np.ndarray) -> float:
+        return metric.compute([hyps[i] for i in idx], [refs[i] for i in idx])
+
+    boot = ctx.spec.bootstrap
+    s = bootstrap_statistic(len(hyps), stat, n_boot=boot.n, confidence=boot.confidence, seed=seed)
+    return None, {"value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "notes": {}}
+
+
+def score_explanation(
+    ctx: RunContext, trained: Trained, eset: ExplainSet, attr_key: str, attribution: Attribution, cell: Cell
+) -> None:
+    """Score one explanation (or generated-text) metric on the rows it applies to."""
+    metric = ctx.plugins.metrics[cell.metric]
+    explainer: Explainer = ctx.plugins.explainers[cell.explainer]
+    if not isinstance(metric, (ExplanationMetric, GenerationMetric)):
+        raise ContractViolation(f"metric {cell.metric!r} is neither an explanation nor a generation metric")
+    rows = _rows_for(metric, eset)
+    if len(rows) == 0:
+        skip_cell(ctx, cell, "no explained row has the ground truth this metric needs")
+        return
+    key = stage_key("score", metric, [attr_key, trained.model_key], ctx.spec.seed)
+    batch, targets, attr = eset.batch.index(rows), eset.targets[rows], attribution.index(rows)
+    ctx.progress.stage(f"{cell.metric} of {cell.explainer}")
+    if isinstance(metric, GenerationMetric):
+        _, s, seconds = cached(ctx, key, cell.metric, lambda: _generation(metric, attr, batch, key_seed(key), ctx))
+        record(ctx, make_row(ctx, cell, "ok", value=s["value"], ci_low=s["ci_low"], ci_high=s["ci_high"],
+                             n=s["n"], seconds=seconds, stage_key=key))
+        return
+
+    def compute() -> Computed:
+        scores = metric.evaluate(trained.model, batch, targets, attr, explainer=explainer)
+        curves = {f"curve:{k}": v for k, v in scores.curves.items()}
+        return {"values": scores.values, **curves}, {"notes": dict(scores.notes)}
+
+    tensors, data, seconds = cached(ctx, key, cell.metric, compute)
+    values = tensors["values"].double()
+    boot = ctx.spec.bootstrap
+    s = bootstrap_mean(values.numpy(), n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key))
+    samples = [(batch.ids[i], int(targets[i]), float(values[i])) for i in range(len(values))]
+    curves = {k.removeprefix("curve:"): v.tolist() for k, v in tensors.items() if k.startswith("curve:")}
+    row = make_row(ctx, cell, "ok", value=s.value, ci_low=s.ci_low, ci_high=s.ci_high, n=s.n,
+                   seconds=seconds, notes=data["notes"], stage_key=key)  # fmt: skip
+    record(ctx, row, samples, curves)

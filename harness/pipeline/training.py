@@ -1,0 +1,102 @@
+"""Group setup stages: splits, trained checkpoint, test predictions, classification scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from harness.contracts import ClassificationMetric, Dataset, FitContext, Model
+from harness.errors import ContractViolation, DataError
+from harness.pipeline.context import Computed, RunContext, cached, key_seed, make_row, record
+from harness.planner import Cell
+from harness.stages import stage_key
+from harness.stats import bootstrap_statistic
+
+@dataclass
+class Trained:
+    """A trained model with the keys of the stages that made it."""
+
+    dataset: Dataset
+    model: Model
+    splits: dict[str, list[str]]
+    model_key: str
+    predictions_key: str
+    labels: Tensor
+    probs: Tensor
+    ids: list[str]
+
+
+def _splits(ctx: RunContext, dataset: Dataset) -> tuple[str, dict[str, list[str]]]:
+    key = stage_key("splits", dataset, seed=ctx.spec.seed)
+
+    def compute() -> Computed:
+        splits = {k: [str(i) for i in v] for k, v in dataset.splits().items()}
+        for name in ("train", "test"):
+            if not splits.get(name):
+                raise DataError(f"dataset {dataset.name!r}: split {name!r} is empty or missing; got splits {sorted(splits)}")
+        return None, splits
+
+    _, splits, _ = cached(ctx, key, f"splits of {dataset.name}", compute)
+    return key, splits
+
+
+def predict(model: Model, dataset: Dataset, ids: Sequence[str], batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """Return (labels, probabilities) of ``ids`` on the model's device, batched."""
+    labels, probs = [], []
+    for batch in dataset.iter_batches(ids, batch_size):
+        probs.append(model.predict_proba(batch).cpu())
+        labels.append(batch.labels.cpu())
+    return torch.cat(labels), torch.cat(probs)
+
+
+def train(ctx: RunContext, dkey: str, mkey: str) -> Trained:
+    """Run the splits, checkpoint and prediction stages of one group."""
+    info, dataset = ctx.plugins.datasets[dkey]
+    splits_key, splits = _splits(ctx, dataset)
+    model = ctx.plugins.models[mkey].clone()
+    model.build(info)
+    model_key = stage_key("model", model, [splits_key], ctx.spec.seed)
+    ctx.progress.stage(f"training {mkey} on {dkey}")
+
+    def fit() -> Computed:
+        model.fit(dataset, splits["train"], FitContext(device=ctx.device, seed=ctx.spec.seed))
+        return model.state_dict(), None
+
+    state, _, _ = cached(ctx, model_key, f"training {mkey}", fit)
+    model.load_state_dict(state)
+    model.to(ctx.device)
+    pred_key = stage_key("predictions", None, [model_key], ctx.spec.seed, {"split": "test"})
+    ctx.progress.stage(f"predicting {mkey} on {dkey}")
+
+    def run_predict() -> Computed:
+        labels, probs = predict(model, dataset, splits["test"])
+        return {"labels": labels, "probs": probs}, splits["test"]
+
+    preds, ids, _ = cached(ctx, pred_key, f"predictions of {mkey}", run_predict)
+    return Trained(dataset, model, splits, model_key, pred_key, preds["labels"], preds["probs"], list(ids))
+
+
+def score_classification(ctx: RunContext, trained: Trained, cell: Cell) -> None:
+    """Score one classification metric on the test predictions, with a bootstrap interval."""
+    metric = ctx.plugins.metrics[cell.metric]
+    if not isinstance(metric, ClassificationMetric):
+        raise ContractViolation(f"metric {cell.metric!r} has no explainer but is not a ClassificationMetric")
+    key = stage_key("score", metric, [trained.predictions_key], ctx.spec.seed)
+    task = trained.model.task
+    boot = ctx.spec.bootstrap
+
+    def compute() -> Computed:
+        def stat(idx: np.ndarray) -> float:
+            t = torch.as_tensor(idx)
+            return metric.compute(trained.labels[t], trained.probs[t], task)
+
+        s = bootstrap_statistic(len(trained.ids), stat, n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key))
+        return None, {"value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n}
+
+    _, s, seconds = cached(ctx, key, f"{cell.metric} of {cell.model}", compute)
+    record(ctx, make_row(ctx, cell, "ok", value=s["value"], ci_low=s["ci_low"], ci_high=s["ci_high"],
+                     n=s["n"], seconds=seconds, stage_key=key))

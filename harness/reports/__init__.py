@@ -1,0 +1,28 @@
+"""Reports rebuilt from the store: Markdown, CSV and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.reports.csv import write_csv
+from harness.reports.json import write_json
+from harness.reports.markdown import render_markdown, write_markdown
+from harness.reports.tables import comparisons_frame, records, results_frame
+from harness.store import Store
+
+__all__ = ["records", "render_markdown", "results_frame", "write_reports"]
+
+
+def write_reports(store: Store, out: Path) -> list[Path]:
+    """Write leaderboard.md, leaderboard.csv and results.json for the latest run."""
+    run = store.latest_run()
+    frame = results_frame(store, run["run_id"])
+    comps = comparisons_frame(store, run["run_id"])
+    meta = {"spec": Path(run["spec_file"] or "").name, "spec hash": run["spec_hash"],
+            "harness": run["harness_version"], "device": run["device"]}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        write_markdown(frame, comps, out / "leaderboard.md", run["benchmark"] or "", meta),
+        write_csv(frame, out / "leaderboard.csv"),
+        write_json(frame, out / "results.json"),
+    ]

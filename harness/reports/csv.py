@@ -1,0 +1,18 @@
+"""``leaderboard.csv``: one row per cell, flat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.reports.tables import RECORD_COLUMNS
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` as CSV (nested fields as JSON strings)."""
+    flat = frame[RECORD_COLUMNS].copy()
+    for col in ("notes", "plugins"):
+        flat[col] = flat[col].map(lambda d: "" if not d else str(d))
+    flat.to_csv(path, index=False, float_format="%.6g")
+    return path

@@ -1,0 +1,16 @@
+"""``results.json``: a list of result records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from harness.reports.tables import records
+
+
+def write_json(frame: pd.DataFrame, path: Path) -> Path:
+    """Write the records of ``frame`` as a JSON list."""
+    path.write_text(json.dumps(records(frame), indent=1, sort_keys=True, default=str) + "\n")
+    return path
