@@ -76,10 +76,15 @@ _LEARNED: dict[tuple[object, ...], int] = {}
 
 @dataclass
 class ForwardStats:
-    """Counts of model evaluations inside a :func:`count_forwards` block."""
+    """Counts of model evaluations inside a :func:`count_forwards` block.
+
+    ``calls`` / ``images`` count successful forward passes; ``retries`` counts
+    chunks retried at half size after an out-of-memory error.
+    """
 
     calls: int = 0
     images: int = 0
+    retries: int = 0
     chunk_sizes: list[int] = field(default_factory=list)
 
 
@@ -123,13 +128,15 @@ def _forwarder(model: Model, batch: Batch, example: Tensor) -> Callable[[Tensor,
     fast = fast_forward(model, example, enabled=CONFIG.freeze) if batch.tokens is None else None
 
     def forward(rows: Tensor, images: Tensor) -> Tensor:
+        if fast is not None:
+            out = fast(images)
+        else:
+            out = model.logits(batch.index(rows).with_images(images))
         for stats in _COUNTERS:
             stats.calls += 1
             stats.images += len(images)
             stats.chunk_sizes.append(len(images))
-        if fast is not None:
-            return fast(images)
-        return model.logits(batch.index(rows).with_images(images))
+        return out
 
     return forward
 
@@ -185,6 +192,8 @@ def _run_chunks(
                     raise
                 chunk = max(1, chunk // 2)
                 _LEARNED[key] = chunk
+                for stats in _COUNTERS:
+                    stats.retries += 1
                 log.warning("out of memory at %d images per chunk; retrying at %d", stop - start, chunk)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()

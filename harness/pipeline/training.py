@@ -11,7 +11,15 @@ from torch import Tensor
 
 from harness.contracts import ClassificationMetric, Dataset, FitContext, Model
 from harness.errors import ContractViolation, DataError
-from harness.pipeline.context import Computed, RunContext, cached, key_seed, make_row, record
+from harness.pipeline.context import (
+    Computed,
+    RunContext,
+    cached,
+    key_seed,
+    make_row,
+    record,
+    seed_everything,
+)
 from harness.planner import Cell
 from harness.stages import stage_key
 from harness.stats import bootstrap_statistic
@@ -58,8 +66,9 @@ def train(ctx: RunContext, dkey: str, mkey: str) -> Trained:
     info, dataset = ctx.plugins.datasets[dkey]
     splits_key, splits = _splits(ctx, dataset)
     model = ctx.plugins.models[mkey].clone()
-    model.build(info)
     model_key = stage_key("model", model, [splits_key], ctx.spec.seed)
+    seed_everything(key_seed(model_key))  # initial weights must not depend on what ran before
+    model.build(info)
     ctx.progress.stage(f"training {mkey} on {dkey}")
 
     def fit() -> Computed:

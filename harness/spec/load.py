@@ -6,6 +6,7 @@ path, the line and, for unknown names, the closest valid names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,13 @@ class _Reader:
 
     def problem(self, key: str, message: str, suggestions: list[str] | None = None) -> None:
         file = self.origin.get(key.split(".")[0].split("[")[0], str(self.root))
-        line = self.lines.get((file, key))
+        probe = key
+        while (file, probe) not in self.lines:
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+            if parent == probe:
+                break
+            probe = parent
+        line = self.lines.get((file, probe))
         self.problems.append(SpecError(file, key, message, line=line, suggestions=suggestions))
 
     def read(self, path: Path, stack: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -32,8 +32,8 @@ class AttributionLocalisation(MaskMetric):
     citation: ClassVar[str] = "Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020"
 
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
-        a = pixels.flatten(1).double().clamp(min=0)
-        inside = (a * masks.flatten(1)).sum(1)
-        total = a.sum(1)
+        a = pixels.flatten(1).clamp(min=0)
+        inside = (a * masks.flatten(1)).sum(1, dtype=torch.float64)
+        total = a.sum(1, dtype=torch.float64)
         safe = torch.where(total > 0, total, torch.ones_like(total))
         return torch.where(total > 0, inside / safe, torch.zeros_like(total))

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from harness.metrics.localisation._common import MaskMetric
+from harness.metrics.localisation._common import MaskMetric, argsort_rows
 
 
 def average_precision(scores: Tensor, labels: Tensor) -> Tensor:
@@ -28,11 +28,11 @@ def average_precision(scores: Tensor, labels: Tensor) -> Tensor:
     Tensor
         (N,) float64 average precision.
     """
-    order = scores.sort(dim=1, descending=True)
-    y = labels.gather(1, order.indices).double()
+    index = argsort_rows(scores, descending=True)
+    y = labels.gather(1, index).double()
     tp = y.cumsum(1)
     rank = torch.arange(1, y.shape[1] + 1, device=y.device, dtype=torch.float64)
-    s = order.values
+    s = scores.gather(1, index)
     last = torch.ones_like(y, dtype=torch.bool)
     last[:, :-1] = s[:, 1:] != s[:, :-1]
     tp_at_ends = torch.where(last, tp, torch.zeros_like(tp)).cummax(dim=1).values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from harness.metrics.localisation._common import MaskMetric, dilate
@@ -42,4 +43,4 @@ class PointingGame(MaskMetric):
         grown = dilate(masks, int(self.tolerance)).flatten(1)
         a = pixels.flatten(1)
         top = a == a.max(dim=1, keepdim=True).values
-        return (top & grown).sum(1).double() / top.sum(1).double()
+        return (top & grown).sum(1, dtype=torch.float64) / top.sum(1, dtype=torch.float64)

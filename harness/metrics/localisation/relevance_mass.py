@@ -39,10 +39,10 @@ class RelevanceMassAccuracy(MaskMetric):
         self.positive_only = positive_only
 
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
-        a = pixels.flatten(1).double()
+        a = pixels.flatten(1)
         if self.positive_only:
             a = a.clamp(min=0)
-        inside = (a * masks.flatten(1)).sum(1)
-        total = a.sum(1)
+        inside = (a * masks.flatten(1)).sum(1, dtype=torch.float64)
+        total = a.sum(1, dtype=torch.float64)
         safe = torch.where(total != 0, total, torch.ones_like(total))
         return torch.where(total != 0, inside / safe, torch.zeros_like(total))

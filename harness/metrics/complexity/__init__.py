@@ -1,0 +1,1 @@
+"""Complexity metrics: how concentrated an attribution is, forward-free and batched."""

@@ -1,0 +1,195 @@
+"""Faithfulness correlation (Bhatt, Weller, Moura 2020)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import Tensor
+
+from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
+from harness.contracts.tags import MetricKind, Modality, Need
+from harness.errors import PluginError
+from harness.metrics import _engine
+from harness.metrics.faithfulness import _common as C
+
+if TYPE_CHECKING:
+    from harness.contracts import Explainer
+
+_OUTPUTS = ("logit", "probability")
+_RAND_ELEMENTS = 1 << 22  # random numbers drawn per chunk when sampling subsets
+
+
+def pearson(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise Pearson correlation of (N, R) tensors in float64; 0 where a row is constant."""
+    a = a.double() - a.double().mean(dim=1, keepdim=True)
+    b = b.double() - b.double().mean(dim=1, keepdim=True)
+    den = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
+    num = (a * b).sum(dim=1)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Spearman rank correlation of two (N,) vectors (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    value = spearmanr(a.double().cpu().numpy(), b.double().cpu().numpy()).statistic
+    return float(value)
+
+
+def sample_subsets(
+    n: int, runs: int, features: int, size: int, generator: torch.Generator | None
+) -> Tensor:
+    """Return (n, runs, size) indices: ``size`` distinct features per (row, run), on the CPU."""
+    rows = n * runs
+    out = torch.empty(rows, size, dtype=torch.long)
+    chunk = max(1, _RAND_ELEMENTS // features)
+    for lo in range(0, rows, chunk):
+        hi = min(rows, lo + chunk)
+        keys = torch.rand(hi - lo, features, generator=generator)
+        out[lo:hi] = keys.topk(size, dim=1, sorted=False).indices
+    return out.view(n, runs, size)
+
+
+def correlation_from_subsets(
+    model: Model,
+    batch: Batch,
+    targets: Tensor,
+    pixels: Tensor,
+    subsets: Tensor,
+    *,
+    baseline: str | float,
+    output: str,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Score given subsets (N, R, S): return (correlations (N,), attribution sums, deltas).
+
+    For every row and run, the pixels in the subset are replaced by the
+    baseline; ``delta = f(x) - f(x_perturbed)`` of the target score, and the
+    correlation is Pearson's between the attribution sums over the subsets and
+    the deltas, across runs.
+    """
+    images = batch.images
+    if images is None:
+        raise ValueError("correlation_from_subsets needs images")
+    n, c, h, w = images.shape
+    runs = subsets.shape[1]
+    subsets = subsets.to(images.device)
+    base = C.baseline_images(images, baseline).reshape(n, c, h * w)
+    flat_images = images.reshape(n, c, h * w)
+
+    def make(flat: Tensor) -> Tensor:
+        rows = torch.div(flat, runs, rounding_mode="floor")
+        idx = subsets.reshape(n * runs, -1)[flat].unsqueeze(1).expand(-1, c, -1)
+        out = flat_images[rows].scatter(2, idx, base[rows].gather(2, idx))
+        return out.view(-1, c, h, w)
+
+    perturbed = _engine.evaluate(model, batch, targets, runs, make, output=output)
+    start = C.clean_scores(model, batch, targets, output).to(perturbed.dtype)
+    deltas = start.view(-1, 1) - perturbed
+    flat_pixels = pixels.reshape(n, -1)
+    sums = flat_pixels.gather(1, subsets.reshape(n, -1)).view(n, runs, -1).sum(dim=2)
+    return pearson(sums, deltas), sums, deltas
+
+
+class FaithfulnessCorrelation(ExplanationMetric):
+    """Pearson correlation between attribution mass of random subsets and the output drop.
+
+    For each of ``runs`` random subsets of ``subset_size`` pixels, the pixels
+    are replaced by the baseline and the drop of the target logit is recorded;
+    the score is the Pearson correlation, across subsets, between the drop and
+    the sum of the attribution over the subset (Bhatt et al. 2020; Quantus
+    ``FaithfulnessCorrelation``: logits, ``"black"`` baseline). Higher is better.
+    A row whose drops (or sums) are all equal scores 0.
+
+    The metric is noisy by design. ``Scores.notes["run_agreement"]`` is the
+    Spearman correlation, across rows, of the scores computed from the first
+    and the second half of the runs (two independent draws of ``runs / 2``
+    subsets); ``notes["run_agreement_full"]`` is its Spearman-Brown estimate
+    for the full ``runs``. The default ``runs=256`` was chosen by measuring
+    this agreement (docs/benchmarks.md); Quantus's default is 100.
+
+    Parameters
+    ----------
+    runs : int, default=256
+        Random subsets per row (Quantus ``nr_runs``).
+    subset_size : int, default=224
+        Pixels per subset (Quantus's default).
+    baseline : {"black", "zero", "mean", "blur"} or float, default="black"
+        Replacement value.
+    output : {"logit", "probability"}, default="logit"
+        Score whose drop is correlated.
+    seed : int or None, default=None
+        Seeds a private generator; None uses torch's global generator (seeded by the runner).
+
+    References
+    ----------
+    Bhatt, Weller, Moura. "Evaluating and Aggregating Feature-based Model
+    Explanations." IJCAI 2020.
+    """
+
+    name: ClassVar[str] = "faithfulness.correlation"
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[bool] = True
+    bounds: ClassVar[tuple[float, float] | None] = (-1.0, 1.0)
+    citation: ClassVar[str] = (
+        "Bhatt, Weller, Moura. Evaluating and Aggregating Feature-based Model Explanations. "
+        "IJCAI 2020."
+    )
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.FAITHFULNESS,
+        needs=frozenset({Need.PIXEL_ATTRIBUTIONS}),
+        modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
+        deterministic=False,
+    )
+
+    def __init__(
+        self,
+        *,
+        runs: int = 256,
+        subset_size: int = 224,
+        baseline: str | float = "black",
+        output: str = "logit",
+        seed: int | None = None,
+    ) -> None:
+        self.runs = runs
+        self.subset_size = subset_size
+        self.baseline = baseline
+        self.output = output
+        self.seed = seed
+
+    def _score(
+        self,
+        model: Model,
+        batch: Batch,
+        targets: Tensor,
+        attribution: Attribution,
+        explainer: Explainer | None,
+    ) -> Scores:
+        images, pixels = C.images_of(self.name, batch, attribution)
+        runs = C.positive(self.name, "runs", self.runs)
+        size = C.positive(self.name, "subset_size", self.subset_size)
+        output = C.choice(self.name, "output", self.output, _OUTPUTS)
+        if not isinstance(self.baseline, int | float):
+            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
+        hw = images.shape[-2] * images.shape[-1]
+        if size >= hw:
+            raise PluginError(
+                f"metric {self.name!r}: parameter subset_size={size} - expected fewer than the "
+                f"{hw} pixels of an image, got {size}.",
+                plugin=self.name,
+            )
+        gen = None if self.seed is None else torch.Generator().manual_seed(int(self.seed))
+        subsets = sample_subsets(len(batch), runs, hw, size, gen)
+        values, sums, deltas = correlation_from_subsets(
+            model, batch, targets, pixels, subsets, baseline=self.baseline, output=output
+        )
+        notes: dict[str, float] = {}
+        half = runs // 2
+        if len(batch) >= 3 and half >= 2:
+            first = pearson(sums[:, :half], deltas[:, :half])
+            second = pearson(sums[:, half : 2 * half], deltas[:, half : 2 * half])
+            agreement = spearman(first, second)
+            if agreement == agreement:  # NaN when one half is constant across rows
+                notes["run_agreement"] = agreement
+                notes["run_agreement_full"] = 2 * agreement / (1 + agreement) if agreement > -1 else -1.0
+        return Scores(values=values, curves={"delta": deltas}, notes=notes)

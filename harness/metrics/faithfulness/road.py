@@ -1,0 +1,139 @@
+"""ROAD: RemOve And Debias with noisy linear imputation (Rong et al. 2022)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import Tensor
+
+from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
+from harness.contracts.tags import MetricKind, Modality, Need
+from harness.errors import PluginError
+from harness.metrics import _engine
+from harness.metrics.faithfulness import _common as C
+from harness.metrics.faithfulness._imputation import noisy_linear_imputation
+
+if TYPE_CHECKING:
+    from harness.contracts import Explainer
+
+_OUTPUTS = ("correct", "probability")
+
+
+def _sample_keys(ids: Sequence[str], device: torch.device) -> Tensor:
+    """A 40-bit integer per sample id, so a row's noise does not depend on its batch position."""
+    digests = [int.from_bytes(hashlib.sha256(i.encode()).digest()[:5], "big") for i in ids]
+    return torch.tensor(digests, dtype=torch.int64, device=device)
+
+
+class ROAD(ExplanationMetric):
+    """Target score after removing a percentage of pixels by noisy linear imputation.
+
+    For each percentage ``p``, the top ``int(HW * p / 100)`` pixels (most
+    relevant first for ``order="morf"``, least relevant first for ``"lerf"``)
+    are removed and imputed from their neighbours (ROAD's noisy linear
+    imputation: the weighted neighbour mean solved jointly for all removed
+    pixels, plus ``noise * N(0, 1)``), and the model scores the image. The
+    imputation hides the removal's shape, so the model cannot read the mask.
+    Imputation runs batched on the model's device (see
+    :mod:`harness.metrics.faithfulness._imputation`).
+
+    The curve is the per-row score at each percentage: ``"correct"`` (1 if the
+    target is still predicted, as Quantus and the paper's accuracy) or the
+    target ``"probability"``. The value is its mean over the percentages for
+    MoRF (a faithful attribution destroys the prediction early: lower is
+    better) and ``1 - mean`` for LeRF (a faithful attribution keeps it: the
+    loss is low), so lower is better for both orders.
+
+    Parameters
+    ----------
+    percentages : sequence of float, default=(1, 3, ..., 99)
+        Percentages of pixels removed (Quantus's default).
+    order : {"morf", "lerf"}, default="morf"
+        Remove the most or the least relevant pixels first.
+    noise : float, default=0.01
+        Standard deviation of the noise added to imputed pixels.
+    output : {"correct", "probability"}, default="correct"
+        Score on the curve.
+    seed : int or None, default=None
+        Seed of the noise; None draws one from torch's global generator. The
+        noise of an image depends only on the seed, the sample id and the
+        percentage, never on the batch composition or the chunk size.
+
+    References
+    ----------
+    Rong, Leemann, Borisov, Kasneci, Kasneci. "A Consistent and Efficient
+    Evaluation Strategy for Attribution Methods." ICML 2022.
+    """
+
+    name: ClassVar[str] = "faithfulness.road"
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[bool] = False
+    bounds: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+    citation: ClassVar[str] = (
+        "Rong, Leemann, Borisov, Kasneci, Kasneci. A Consistent and Efficient Evaluation "
+        "Strategy for Attribution Methods. ICML 2022."
+    )
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.FAITHFULNESS,
+        needs=frozenset({Need.PIXEL_ATTRIBUTIONS}),
+        modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
+        deterministic=False,
+    )
+
+    def __init__(
+        self,
+        *,
+        percentages: Sequence[float] = tuple(range(1, 100, 2)),
+        order: str = "morf",
+        noise: float = 0.01,
+        output: str = "correct",
+        seed: int | None = None,
+    ) -> None:
+        self.percentages = percentages
+        self.order = order
+        self.noise = noise
+        self.output = output
+        self.seed = seed
+
+    def _counts(self, hw: int) -> list[int]:
+        values = list(self.percentages)
+        if not values or any(not 0 <= float(p) < 100 for p in values):
+            raise PluginError(
+                f"metric {self.name!r}: parameter percentages={self.percentages!r} - expected a "
+                f"non-empty list of numbers in [0, 100), got {self.percentages!r}.",
+                plugin=self.name,
+            )
+        return [int(hw * p / 100) for p in values]
+
+    def _score(
+        self,
+        model: Model,
+        batch: Batch,
+        targets: Tensor,
+        attribution: Attribution,
+        explainer: Explainer | None,
+    ) -> Scores:
+        images, pixels = C.images_of(self.name, batch, attribution)
+        order = C.choice(self.name, "order", self.order, C.ORDERS)
+        output = C.choice(self.name, "output", self.output, _OUTPUTS)
+        n, _, h, w = images.shape
+        counts = torch.tensor(self._counts(h * w), device=images.device)
+        steps = len(counts)
+        rank = C.ranks(pixels.reshape(n, -1), descending=order == "morf")
+        seed = int(torch.randint(0, 2**62, ()).item()) if self.seed is None else int(self.seed)
+        keys = _sample_keys(batch.ids, images.device) * steps
+
+        def make(flat: Tensor) -> Tensor:
+            rows = torch.div(flat, steps, rounding_mode="floor")
+            step = flat % steps
+            removed = (rank[rows] < counts[step].view(-1, 1)).view(-1, 1, h, w)
+            return noisy_linear_imputation(
+                images[rows], removed, noise=float(self.noise), seed=seed, image_ids=keys[rows] + step
+            )
+
+        curve = _engine.evaluate(model, batch, targets, steps, make, output=output)
+        mean = curve.mean(dim=1)
+        return Scores(values=mean if order == "morf" else 1 - mean, curves={output: curve})

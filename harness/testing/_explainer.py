@@ -1,0 +1,145 @@
+"""Explainer checks on toy models matching the explainer's tags (see ``fixtures``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from harness.contracts import (
+    Attribution,
+    Batch,
+    Explainer,
+    Modality,
+    Output,
+)
+from harness.testing._common import Check, close, fail, same_state, seeded, snapshot
+from harness.testing._setups import ExplainerSetup, explainer_setup
+
+_ORDER = (Modality.IMAGE, Modality.TEXT, Modality.IMAGE_TEXT)
+
+
+def modalities(explainer: Explainer) -> list[Modality]:
+    """Return the explainer's modalities, image first."""
+    return [m for m in _ORDER if m in explainer.get_tags().modalities]
+
+
+def _setup(explainer: Explainer, modality: Modality | None = None) -> ExplainerSetup:
+    return explainer_setup(explainer, modality or modalities(explainer)[0])
+
+
+def _run(
+    explainer: Explainer,
+    setup: ExplainerSetup,
+    *,
+    seed: int = 0,
+    batch: Batch | None = None,
+    targets: Tensor | None = None,
+) -> Attribution:
+    with seeded(seed):
+        return explainer.explain(
+            setup.model,
+            setup.batch if batch is None else batch,
+            setup.targets if targets is None else targets,
+        )
+
+
+def _differences(a: Attribution, b: Attribution, *, rtol: float = 1e-5, atol: float = 1e-6) -> list[str]:
+    out = []
+    for field in ("pixels", "tokens"):
+        x, y = getattr(a, field), getattr(b, field)
+        if (x is None) != (y is None) or (x is not None and y is not None and not close(x, y, rtol=rtol, atol=atol)):
+            out.append(field)
+    if a.sentences != b.sentences:
+        out.append("sentences")
+    return out
+
+
+def check_explainer_output(explainer: Explainer) -> None:
+    """On every modality it declares: only declared outputs, finite, one row per row, on the model's device."""
+    name = "check_explainer_output"
+    declared = explainer.get_tags().output
+    for modality in modalities(explainer):
+        setup = _setup(explainer, modality)
+        out = _run(explainer.clone(), setup)
+        where = f"on {modality.value} data"
+        returned = {Output.PIXEL: out.pixels, Output.TOKEN: out.tokens, Output.SENTENCE: out.sentences}
+        extra = sorted(k.value for k, v in returned.items() if v is not None and k not in declared)
+        if extra:
+            fail(explainer, name, f"outputs {where}", f"only tags.output {sorted(o.value for o in declared)}", extra)
+        if Output.SENTENCE in declared and (
+            out.sentences is None or not all(isinstance(s, str) and s for s in out.sentences)
+        ):
+            fail(explainer, name, f"sentences {where}", f"{len(setup.batch)} non-empty strings", out.sentences)
+        for field in ("pixels", "tokens"):
+            value = getattr(out, field)
+            if value is not None and value.device != setup.model.device:
+                fail(explainer, name, f"{field} device {where}", setup.model.device, value.device)
+
+
+def check_explainer_deterministic(explainer: Explainer) -> None:
+    """An explainer tagged deterministic gives the same output whatever the RNG state."""
+    setup = _setup(explainer)
+    diff = _differences(_run(explainer.clone(), setup, seed=1), _run(explainer.clone(), setup, seed=2))
+    if diff:
+        fail(explainer, "check_explainer_deterministic", "outputs under two different seeds",
+             "identical outputs (tags.deterministic is True)", f"different {', '.join(diff)}")
+
+
+def check_explainer_reproducible(explainer: Explainer) -> None:
+    """Under the same global seed (as the runner sets it), two runs give identical outputs."""
+    setup = _setup(explainer)
+    diff = _differences(_run(explainer.clone(), setup, seed=7), _run(explainer.clone(), setup, seed=7))
+    if diff:
+        fail(explainer, "check_explainer_reproducible", "outputs of two runs after the same seed",
+             "identical outputs (use torch's global RNG or a seed parameter)", f"different {', '.join(diff)}")
+
+
+def check_explainer_batch_independence(explainer: Explainer) -> None:
+    """A row explained alone gets the same output as within its batch."""
+    setup = _setup(explainer)
+    together = _run(explainer.clone(), setup)
+    for i in range(len(setup.batch)):
+        alone = _run(explainer.clone(), setup, batch=setup.batch.index([i]), targets=setup.targets[i : i + 1])
+        diff = _differences(together.index([i]), alone, rtol=1e-4, atol=1e-5)
+        if diff:
+            fail(explainer, "check_explainer_batch_independence", f"row {i} explained alone",
+                 "the same output as within the batch (normalise per row, not per batch)",
+                 f"different {', '.join(diff)}")
+
+
+def check_explainer_target_sensitivity(explainer: Explainer) -> None:
+    """Explaining another target gives another output."""
+    setup = _setup(explainer)
+    with torch.no_grad():
+        k = setup.model.logits(setup.batch).shape[1]
+    other = (setup.targets + 1) % k
+    a, b = _run(explainer.clone(), setup, seed=3), _run(explainer.clone(), setup, seed=3, targets=other)
+    if not _differences(a, b, rtol=1e-4, atol=1e-6):
+        fail(explainer, "check_explainer_target_sensitivity", "outputs for two different targets",
+             "different outputs", "the same output for every target")
+
+
+def check_explainer_does_not_mutate(explainer: Explainer) -> None:
+    """Explaining leaves the model (weights, modes, hooks, logits) and the batch unchanged."""
+    for modality in modalities(explainer):
+        setup = _setup(explainer, modality)
+        before = snapshot(setup.model, setup.batch)
+        _run(explainer.clone(), setup)
+        after = snapshot(setup.model, setup.batch)
+        changed = [k for k in before if not same_state(before[k], after[k])]
+        if changed:
+            fail(explainer, "check_explainer_does_not_mutate", f"model and batch on {modality.value} data",
+                 "unchanged (restore modes, remove hooks, never write into inputs)",
+                 f"changed {', '.join(changed)}")
+
+
+def checks(explainer: Explainer) -> Iterator[tuple[str, Check]]:
+    """Yield the explainer checks that apply to ``explainer``'s tags."""
+    selected = [check_explainer_output, check_explainer_reproducible]
+    if explainer.get_tags().deterministic:
+        selected += [check_explainer_deterministic, check_explainer_batch_independence]
+    selected += [check_explainer_target_sensitivity, check_explainer_does_not_mutate]
+    for check in selected:
+        yield check.__name__, check  # type: ignore[misc]

@@ -1,0 +1,39 @@
+"""A run killed with SIGKILL at any moment and started again ends with the same leaderboard."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from _cli import ROOT, SMALL_SPEC, harness_cmd, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_sigkilled_runs_resume_to_the_uninterrupted_leaderboard(tmp_path: Path) -> None:
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SMALL_SPEC)
+    reference = tmp_path / "reference"
+    assert run_cli("run", str(spec), "-o", str(reference), "--no-progress").returncode == 0
+
+    out = tmp_path / "killed"
+    kills = 0
+    for delay in (3.0, 7.0, 12.0, 18.0):
+        proc = subprocess.Popen([*harness_cmd(), "run", str(spec), "-o", str(out), "--no-progress"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ})  # fmt: skip
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2, "the run finished before it could be killed; lengthen the spec"
+    final = run_cli("run", str(spec), "-o", str(out), "--no-progress")
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert (out / "results.json").read_text() == (reference / "results.json").read_text()
+    assert (out / "leaderboard.md").read_text() == (reference / "leaderboard.md").read_text()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from harness.contracts import Explainer
+from harness.errors import PluginConflictError, PluginError
+from harness.plugin_manager import discover
+from harness.registry import Registry
+
+from _core_plugins import Gradient
+
+
+def test_conflict_names_both_distributions() -> None:
+    reg: Registry[Explainer] = Registry("explainers", Explainer)
+    reg.add("x.grad", Gradient, "dist-a", "1.0")
+    with pytest.raises(PluginConflictError, match="dist-a 1.0 and dist-b 2.0"):
+        reg.add("x.grad", Gradient, "dist-b", "2.0")
+
+
+def test_unknown_name_suggests_and_lazy_target_loads() -> None:
+    reg: Registry[Explainer] = Registry("explainers", Explainer)
+    reg.add("toy.gradient", "_core_plugins:Gradient", "dist", "1")
+    reg.freeze()
+    assert reg.get("toy.gradient") is Gradient
+    with pytest.raises(PluginError, match="Did you mean: toy.gradient"):
+        reg.get("toy.gradiant")
+    with pytest.raises(PluginError, match="frozen"):
+        reg.add("late", Gradient, "dist", "1")
+
+
+def test_bad_targets_are_reported_with_the_distribution() -> None:
+    reg: Registry[Explainer] = Registry("explainers", Explainer)
+    reg.add("gone", "no_such_module:X", "dist-x", "1")
+    reg.add("wrong", "_core_plugins:Accuracy", "dist-x", "1")
+    with pytest.raises(PluginError, match="dist-x.*cannot load 'no_such_module:X'"):
+        reg.get("gone")
+    with pytest.raises(PluginError, match="expected a subclass of Explainer"):
+        reg.get("wrong")
+
+
+def test_builtins_arrive_through_the_entry_point_and_can_be_blocked() -> None:
+    regs = discover()
+    entry = regs.explainers.entry("captum.grad_cam")
+    assert (entry.distribution, entry.dist_version) == ("harness-builtins", "0.1.0")
+    assert regs.metrics.entry("localisation.pointing_game").distribution == "harness"
+    blocked = discover(blocked=("builtins",))
+    assert "captum.grad_cam" not in blocked.explainers.names()
+    assert "localisation.pointing_game" in blocked.metrics.names()

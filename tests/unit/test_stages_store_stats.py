@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+
+from harness.stages import ArtefactCache, stage_key
+from harness.stats import bootstrap_mean, bootstrap_statistic, holm, paired_tests
+from harness.store import Store, ResultRow
+
+from _core_plugins import Gradient
+
+
+def test_stage_key_depends_on_every_input() -> None:
+    base = stage_key("attributions", Gradient(), ["m1"], 0)
+    assert base == stage_key("attributions", Gradient(), ["m1"], 0)
+    assert base != stage_key("attributions", Gradient(absolute=False), ["m1"], 0)
+    assert base != stage_key("attributions", Gradient(), ["m2"], 0)
+    assert base != stage_key("attributions", Gradient(), ["m1"], 1)
+    assert base != stage_key("scores", Gradient(), ["m1"], 0)
+
+    class Bumped(Gradient):
+        version = "2"
+
+    assert base != stage_key("attributions", Bumped(), ["m1"], 0)
+
+
+def test_cache_round_trip_and_sidecar_marks_completion(tmp_path: Path) -> None:
+    cache = ArtefactCache(tmp_path)
+    assert not cache.has("abcd")
+    cache.save("abcd", tensors={"x": torch.arange(4.0)}, data={"ids": ["a"]}, meta={"seconds": 1.5})
+    assert cache.has("abcd")
+    assert torch.equal(cache.load_tensors("abcd")["x"], torch.arange(4.0))
+    assert cache.load_data("abcd") == {"ids": ["a"]}
+    assert cache.meta("abcd")["seconds"] == 1.5
+    # an interrupted write leaves a tensor file but no sidecar: not complete
+    (tmp_path / "ab" / "abcd.json").unlink()
+    assert not cache.has("abcd")
+    cache.drop("abcd")
+    assert not list((tmp_path / "ab").glob("abcd*"))
+
+
+def test_store_writes_cells_transactionally(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.sqlite")
+    run = store.start_run({"benchmark": "b", "spec_hash": "h"})
+    row = ResultRow("d", "m", "e", "x", "ok", value=0.5, n=2, plugins={"model": "m v1"}, notes={"run_agreement": 0.9})
+    store.write_cell(run, row, [("s1", 1, 0.25), ("s2", 0, 0.75)], {"curve": [1, 2]})
+    store.write_cell(run, row, [("s1", 1, 0.25)])  # rewriting a cell replaces its samples
+    got = store.query("SELECT * FROM results")
+    assert len(got) == 1 and got[0]["value"] == 0.5 and json.loads(got[0]["notes"]) == {"run_agreement": 0.9}
+    assert len(store.query("SELECT * FROM sample_scores")) == 1
+    assert store.latest_run()["run_id"] == run
+    store.close()
+
+
+def test_bootstrap_mean_is_seeded_and_covers_the_mean() -> None:
+    x = np.random.default_rng(0).normal(1.0, 1.0, size=200)
+    a = bootstrap_mean(x, seed=3)
+    assert a == bootstrap_mean(x, seed=3)
+    assert a.ci_low < a.value < a.ci_high
+    # the percentile interval of the mean is about mean +- 1.96 * sd / sqrt(n)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+    assert a.ci_high - a.ci_low == pytest.approx(2 * half, rel=0.15)
+    assert bootstrap_mean([2.0]).ci_low == 2.0
+
+
+def test_bootstrap_statistic_drops_undefined_resamples() -> None:
+    labels = np.array([0, 1] * 10)
+
+    def stat(idx: np.ndarray) -> float:
+        if len(set(labels[idx])) < 2:
+            raise ValueError("one class")
+        return float(labels[idx].mean())
+
+    s = bootstrap_statistic(len(labels), stat, n_boot=200)
+    assert s.value == 0.5 and s.ci_low < 0.5 < s.ci_high
+
+
+def test_holm_matches_hand_computation() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_paired_tests_use_shared_rows_and_direction() -> None:
+    rng = np.random.default_rng(1)
+    good = {f"r{i}": float(v) for i, v in enumerate(rng.uniform(0.6, 1.0, 30))}
+    bad = {f"r{i}": float(v) for i, v in enumerate(rng.uniform(0.0, 0.4, 30))}
+    bad["only_here"] = 9.0
+    (c,) = paired_tests({"cam": good, "random": bad}, higher_is_better=True)
+    expected = sps.wilcoxon([good[k] for k in sorted(good)], [bad[k] for k in sorted(good)]).pvalue
+    assert c.n == 30 and c.better == "cam" and c.significant
+    assert c.p_value == pytest.approx(expected)
+    (c,) = paired_tests({"cam": good, "random": bad}, higher_is_better=False)
+    assert c.better == "random"
