@@ -110,6 +110,16 @@ def get_registries(blocked: Iterable[str] = ()) -> Registries:
     return _CACHE[key]
 
 
+def registered_distribution(kind: str, name: str) -> str:
+    """Return "dist version" of the plugin registered as ``name`` in this process, or ''."""
+    for regs in _CACHE.values():
+        registry = regs.kind(kind)
+        if name in registry:
+            entry = registry.entry(name)
+            return f"{entry.distribution} {entry.dist_version}".strip()
+    return ""
+
+
 def installed_distributions() -> dict[str, str]:
     """Return name -> version of every distribution exposing a ``harness`` entry point."""
     out = {}

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
 
 def _who(kind: str, plugin: Component) -> str:
+    """Name a plugin with the distribution that registered it (or that holds its module)."""
+    from harness.plugin_manager import registered_distribution
     from harness.registry import distribution_of
 
-    dist = distribution_of(type(plugin))
+    dist = registered_distribution(f"{kind}s", plugin.name) or distribution_of(type(plugin))
     return f"{kind} {plugin.name!r}" + (f" ({dist})" if dist else "")
 
 

@@ -24,6 +24,8 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT,
                           env=full_env, timeout=timeout)  # fmt: skip
 
 
+COMMANDS = ("run", "validate", "ls", "report", "check")
+
 SMALL_SPEC = """
 benchmark: small
 seed: 0

@@ -1,0 +1,117 @@
+"""Failing plugins fail their own cells; every command has help; validate reports problems."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from _cli import COMMANDS, run_cli
+
+pytestmark = pytest.mark.e2e
+
+BROKEN_PLUGIN = '''
+from typing import ClassVar
+
+import torch
+
+from harness import Attribution, Explainer, hookimpl
+
+
+class Raises(Explainer):
+    name: ClassVar[str] = "broken.raises"
+
+    def _explain(self, model, batch, targets):
+        raise RuntimeError("boom: this explainer always fails")
+
+
+class ReturnsNaN(Explainer):
+    name: ClassVar[str] = "broken.nan"
+
+    def _explain(self, model, batch, targets):
+        return Attribution(pixels=torch.full(batch.images.shape, float("nan"), device=model.device))
+
+
+class WrongShape(Explainer):
+    name: ClassVar[str] = "broken.shape"
+
+    def _explain(self, model, batch, targets):
+        return Attribution(pixels=torch.zeros(len(batch), 3, 5, 5, device=model.device))
+
+
+@hookimpl
+def harness_explainers():
+    return {"broken.raises": "harness_broken.plugin:Raises", "broken.nan": "harness_broken.plugin:ReturnsNaN",
+            "broken.shape": "harness_broken.plugin:WrongShape"}
+'''
+
+
+def install_broken_plugin(root: Path) -> dict[str, str]:
+    """A third-party distribution made by hand: a package plus its dist-info with an entry point."""
+    pkg = root / "harness_broken"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "plugin.py").write_text(BROKEN_PLUGIN)
+    info = root / "harness_broken-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-broken\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[harness]\nbroken = harness_broken.plugin\n")
+    return {"PYTHONPATH": str(root)}
+
+
+def test_failing_plugins_fail_only_their_cells(tmp_path: Path) -> None:
+    env = install_broken_plugin(tmp_path / "site")
+    listing = run_cli("ls", "explainers", env=env)
+    assert "broken.nan" in listing.stdout and "harness-broken 0.3" in listing.stdout
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(textwrap.dedent("""
+        benchmark: broken
+        dataset: {name: synthetic.lesions, params: {n: 40, image_size: 32}}
+        models: [{name: torchvision.resnet18, params: {epochs: 1}}]
+        explainers: [control.random, broken.raises, broken.nan, broken.shape]
+        metrics: [classification.accuracy, localisation.relevance_mass]
+        explain: {n: 6}
+        bootstrap: {n: 50}
+    """))
+    out = tmp_path / "out"
+    proc = run_cli("run", str(spec), "-o", str(out), "--no-progress", env=env)
+    assert proc.returncode == 1
+    assert "5 cells: 2 ok, 0 skipped, 3 failed" in proc.stdout
+    rows = {r["explainer"]: r for r in json.loads((out / "results.json").read_text())}
+    assert rows["control.random"]["status"] == "ok" and rows["-"]["status"] == "ok"
+    assert "boom: this explainer always fails" in rows["broken.raises"]["error"]
+    assert "non-finite" in rows["broken.nan"]["error"] and "broken.nan" in rows["broken.nan"]["error"]
+    assert "shape (6, 3, 5, 5)" in rows["broken.shape"]["error"] and "harness-broken 0.3" in rows["broken.shape"]["error"]
+    md = (out / "leaderboard.md").read_text()
+    assert "failed" in md and "boom: this explainer always fails" in md
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0 and "example: harness" in proc.stdout
+
+
+def test_validate_reports_every_problem_with_suggestions(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("dataset: synthetic.lesion\nmodels: [{name: torchvision.resnet18, params: {epoch: 1}}]\n"
+                    "explainers: [captum.grad_cam]\nmetrics: [localisation.pointing_gam]\n")  # fmt: skip
+    proc = run_cli("validate", str(spec))
+    assert proc.returncode == 2
+    err = proc.stderr
+    assert "3 problem(s)" in err
+    assert "Did you mean: synthetic.lesions" in err
+    assert "Did you mean: epochs" in err
+    assert "Did you mean: localisation.pointing_game" in err
+    ok = run_cli("validate", "specs/quickstart.yaml")
+    assert ok.returncode == 0 and "cell(s) to run" in ok.stdout
+
+
+def test_ls_shows_distribution_and_version() -> None:
+    proc = run_cli("ls")
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert any("captum.grad_cam" in line and "harness-builtins 0.1.0" in line for line in lines)
+    assert any("localisation.pointing_game" in line and "harness 0.1.0" in line for line in lines)
