@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS curves (
     name TEXT, data TEXT,
     PRIMARY KEY (run_id, dataset, model, explainer, metric, name)
 );
+CREATE TABLE IF NOT EXISTS gallery (
+    run_id INTEGER, dataset TEXT, model TEXT, explainer TEXT, sample_id TEXT, target INTEGER,
+    image TEXT, overlay TEXT,
+    PRIMARY KEY (run_id, dataset, model, explainer, sample_id, target)
+);
 CREATE TABLE IF NOT EXISTS comparisons (
     run_id INTEGER, dataset TEXT, model TEXT, metric TEXT, explainer_a TEXT, explainer_b TEXT,
     n INTEGER, statistic REAL, p_value REAL, p_adjusted REAL, better TEXT, test TEXT,
@@ -149,6 +154,14 @@ class Store:
             self.conn.executemany(
                 "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, *r) for r in rows],
+            )
+
+    def write_gallery(self, run_id: int, cell: tuple[str, str, str], items: Sequence[tuple[str, int, str, str]]) -> None:
+        """Store (sample id, target, input PNG, overlay PNG) thumbnails of one explainer."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO gallery VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *cell, sid, int(t), img, ov) for sid, t, img, ov in items],
             )
 
     def latest_run(self) -> dict[str, Any]:

@@ -25,6 +25,9 @@ from harness.stages import stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic
 
 
+GALLERY_ROWS = 4
+
+
 @dataclass
 class ExplainSet:
     """The (sample, target) rows every explainer explains, loaded as one batch."""
@@ -106,10 +109,26 @@ def attribute(ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str) ->
 
     tensors, data, _ = cached(ctx, key, f"attributions of {ekey}", compute)
     sentences = data.get("sentences") if data else None
-    return key, Attribution(
+    attribution = Attribution(
         pixels=tensors.get("pixels"), tokens=tensors.get("tokens"),
         sentences=tuple(sentences) if sentences is not None else None,
     )  # fmt: skip
+    _store_gallery(ctx, trained, eset, ekey, attribution)
+    return key, attribution
+
+
+def _store_gallery(ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str, attribution: Attribution) -> None:
+    """Keep thumbnails of the first explained rows for the HTML report."""
+    images, pixels = eset.batch.images, attribution.pixels
+    if images is None or pixels is None:
+        return
+    from harness.reports.html import heatmap_png
+
+    items = []
+    for i in range(min(GALLERY_ROWS, len(pixels))):
+        img, overlay = heatmap_png(images[i, 0].cpu().numpy(), pixels[i].cpu().numpy())
+        items.append((eset.batch.ids[i], int(eset.targets[i]), img, overlay))
+    ctx.store.write_gallery(ctx.run_id, (trained.dkey, trained.mkey, ekey), items)
 
 
 def _rows_for(metric: ExplanationMetric | GenerationMetric, eset: ExplainSet) -> Tensor:

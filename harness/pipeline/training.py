@@ -28,6 +28,8 @@ from harness.stats import bootstrap_statistic
 class Trained:
     """A trained model with the keys of the stages that made it."""
 
+    dkey: str
+    mkey: str
     dataset: Dataset
     model: Model
     splits: dict[str, list[str]]
@@ -86,7 +88,7 @@ def train(ctx: RunContext, dkey: str, mkey: str) -> Trained:
         return {"labels": labels, "probs": probs}, splits["test"]
 
     preds, ids, _ = cached(ctx, pred_key, f"predictions of {mkey}", run_predict)
-    return Trained(dataset, model, splits, model_key, pred_key, preds["labels"], preds["probs"], list(ids))
+    return Trained(dkey, mkey, dataset, model, splits, model_key, pred_key, preds["labels"], preds["probs"], list(ids))
 
 
 def score_classification(ctx: RunContext, trained: Trained, cell: Cell) -> None:

@@ -55,6 +55,8 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
+import os
 import pathlib
 import shutil
 import tempfile
@@ -201,10 +203,26 @@ def _session_dir() -> pathlib.Path:
 
 
 def plugin_id(plugin: Component) -> str:
-    """A short test id: the registered name and the parameters that differ from defaults."""
-    text = repr(plugin)
-    args = text[text.find("(") :] if "(" in text else ""
-    return f"{getattr(plugin, 'name', '') or type(plugin).__name__}{'' if args == '()' else args}"
+    """A short, stable test id: the name and the parameters that differ from their defaults.
+
+    Paths are shown by their last component, so ids do not change with temporary folders.
+    """
+    defaults = plugin.param_defaults()
+    shown = []
+    for key, value in plugin.get_params().items():
+        if key in defaults and defaults[key] is not inspect.Parameter.empty and _equal(defaults[key], value):
+            continue
+        text = repr(pathlib.Path(value).name) if isinstance(value, os.PathLike) else repr(value)
+        shown.append(f"{key}={text}")
+    name = getattr(plugin, "name", "") or type(plugin).__name__
+    return f"{name}({', '.join(shown)})" if shown else name
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def parametrize_with_checks(

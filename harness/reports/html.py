@@ -1,0 +1,127 @@
+"""``leaderboard.html``: a self-contained page for people.
+
+Sortable tables per dataset x model, and a gallery of heat maps beside the
+inputs they explain. Every string from the store is escaped; the page loads
+nothing from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.planner import NO_EXPLAINER
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
+  const body = th.closest('table').tBodies[0];
+  const rows = Array.from(body.rows);
+  const asc = th.dataset.asc !== 'true'; th.dataset.asc = asc;
+  const key = r => { const v = parseFloat(r.cells[col].dataset.v ?? r.cells[col].textContent); return isNaN(v) ? r.cells[col].textContent : v; };
+  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
+  rows.forEach(r => body.appendChild(r));
+}));
+"""
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:1rem 0}
+th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th{cursor:pointer;background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}.bad{color:#a00}.skip{color:#888}.best{font-weight:bold}
+.gallery{display:flex;flex-wrap:wrap;gap:1rem}.gallery figure{margin:0;text-align:center;font-size:.8rem}
+.gallery img{width:128px;height:128px;image-rendering:pixelated}
+"""
+
+
+def _png(rgb: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb.astype(np.uint8)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _norm(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def heatmap_png(image: np.ndarray, heat: np.ndarray) -> tuple[str, str]:
+    """Return (input, overlay) PNG data URLs of a grayscale image and its heat map."""
+    gray = (_norm(image) * 255)[..., None].repeat(3, axis=2)
+    h = _norm(np.clip(heat, 0, None))
+    colour = np.stack([255 * h, 255 * np.clip(2 * h - 1, 0, 1) * 0.6, 255 * (1 - h) * 0.2], axis=2)
+    overlay = 0.55 * gray + 0.45 * colour
+    return _png(gray), _png(overlay)
+
+
+def _value(row: pd.Series, best: bool) -> str:
+    if row["status"] != "ok":
+        text = html.escape(str(row["reason"] or row["error"]))
+        css = "skip" if row["status"] == "skipped" else "bad"
+        return f'<td class="{css}" data-v="NaN" title="{text}">{row["status"]}</td>'
+    v = float(row["value"])
+    ci = f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if not math.isnan(row["ci_low"]) else ""
+    cls = ' class="best"' if best else ""
+    return f'<td{cls} data-v="{v}">{v:.3f} <small>{ci}</small></td>'
+
+
+def _table(group: pd.DataFrame) -> str:
+    metrics = sorted(group["metric"].unique())
+    head = "".join(
+        f"<th>{html.escape(m)} {'↑' if group[group['metric'] == m]['higher_is_better'].iloc[0] else '↓'}</th>"
+        for m in metrics
+    )
+    rows = []
+    best: dict[str, float] = {}
+    for m in metrics:
+        ok = group[(group["metric"] == m) & (group["status"] == "ok")]
+        if len(ok) > 1:
+            best[m] = ok["value"].max() if bool(ok["higher_is_better"].iloc[0]) else ok["value"].min()
+    for e in sorted(group["explainer"].unique()):
+        cells = []
+        for m in metrics:
+            hit = group[(group["explainer"] == e) & (group["metric"] == m)]
+            cells.append("<td>—</td>" if hit.empty else _value(hit.iloc[0], best.get(m) == hit.iloc[0]["value"]))
+        label = "classification" if e == NO_EXPLAINER else html.escape(e)
+        rows.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
+    return f'<table class="sortable"><thead><tr><th>explainer</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _gallery(items: list[dict[str, object]]) -> str:
+    figures = []
+    for it in items:
+        caption = html.escape(f"{it['explainer']} · {it['sample_id']} · target {it['target']}")
+        figures.append(f'<figure><img src="{it["overlay"]}" alt="{caption}"><figcaption>{caption}</figcaption></figure>')
+    return f'<div class="gallery">{"".join(figures)}</div>' if figures else ""
+
+
+def render_html(frame: pd.DataFrame, gallery: pd.DataFrame, title: str) -> str:
+    """Render the whole page."""
+    parts = [f"<h1>Leaderboard: {html.escape(title)}</h1>",
+             "<p>Values: mean [95% bootstrap CI]. Click a column to sort; hover a failed or skipped cell for its reason.</p>"]  # fmt: skip
+    for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
+        parts.append(f"<h2>{html.escape(dataset)} × {html.escape(model)}</h2>")
+        cls = group[group["explainer"] == NO_EXPLAINER]
+        if not cls.empty:
+            parts.append(_table(cls))
+        expl = group[group["explainer"] != NO_EXPLAINER]
+        if not expl.empty:
+            parts.append(_table(expl))
+        if not gallery.empty:
+            sel = gallery[(gallery["dataset"] == dataset) & (gallery["model"] == model)]
+            parts.append(_gallery(sel.to_dict(orient="records")))
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html>\n<!-- generated by `harness run` / `harness report`; do not edit -->\n"
+            f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+            f"<body>{body}<script>{_SORT_JS}</script></body></html>\n")  # fmt: skip
+
+
+def write_html(frame: pd.DataFrame, gallery: pd.DataFrame, path: Path, title: str) -> Path:
+    """Write ``leaderboard.html``."""
+    path.write_text(render_html(frame, gallery, title))
+    return path

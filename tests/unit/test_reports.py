@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness.reports import write_reports
+from harness.reports.html import heatmap_png
+from harness.runner import store_comparisons
+from harness.store import ResultRow, Store
+
+EVIL = "<script>alert('x')</script>"
+
+
+def filled_store(path: Path) -> Store:
+    store = Store(path / "results.sqlite")
+    run = store.start_run({"benchmark": "demo", "spec_file": "demo.yaml", "spec_hash": "abc"})
+    rng = np.random.default_rng(0)
+    common = dict(dataset="d", model="m", kind="localisation", higher_is_better=True)
+    for explainer, centre in (("captum.grad_cam", 0.8), ("control.random", 0.2), ("control.sobel", 0.9)):
+        values = np.clip(rng.normal(centre, 0.05, 20), 0, 1)
+        row = ResultRow(explainer=explainer, metric="loc.mass", status="ok", value=float(values.mean()),
+                        ci_low=float(values.mean()) - 0.02, ci_high=float(values.mean()) + 0.02, n=20, **common)  # type: ignore[arg-type]
+        store.write_cell(run, row, [(f"s{i}", 1, float(v)) for i, v in enumerate(values)])
+    store.write_cell(run, ResultRow(explainer="captum.grad_cam", metric="sanity.x", status="skipped",
+                                    reason="metric needs randomisable: model cannot be randomised", **common))  # type: ignore[arg-type]
+    store.write_cell(run, ResultRow(explainer="evil", metric="loc.mass", status="failed", error=EVIL, **common))  # type: ignore[arg-type]
+    store.write_cell(run, ResultRow(dataset="d", model="m", explainer="-", metric="cls.acc", status="ok", value=0.9,
+                                    ci_low=0.8, ci_high=0.95, n=50, kind="classification", higher_is_better=True))
+    store_comparisons(store, run)
+    return store
+
+
+def test_markdown_tables_flags_and_reasons(tmp_path: Path) -> None:
+    store = filled_store(tmp_path)
+    write_reports(store, tmp_path)
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "| explainer | loc.mass ↑ | sanity.x ↑ |" in md
+    assert "| cls.acc | ↑ | 0.900 | [0.800, 0.950] | 50 |" in md
+    # the sobel control beats Grad-CAM: the metric is flagged
+    assert "⚠ `loc.mass` does not rank the controls last: control.sobel" in md
+    assert "skipped: metric needs randomisable" in md
+    assert "`loc.mass`: captum.grad_cam better than control.random" in md
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert {r["status"] for r in records} == {"ok", "skipped", "failed"}
+
+
+def test_html_escapes_every_string_from_the_store(tmp_path: Path) -> None:
+    store = filled_store(tmp_path)
+    write_reports(store, tmp_path)
+    page = (tmp_path / "leaderboard.html").read_text()
+    assert EVIL not in page and "&lt;script&gt;" in page
+    assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing loads from the network
+
+
+def test_heatmap_png_is_a_png_of_the_image_size() -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    img, overlay = heatmap_png(np.random.rand(16, 16), np.random.rand(16, 16))
+    for url in (img, overlay):
+        data = base64.b64decode(url.split(",", 1)[1])
+        assert Image.open(io.BytesIO(data)).size == (16, 16)
