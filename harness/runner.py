@@ -44,6 +44,7 @@ class RunOptions:
     device: str | None = None
     progress: bool = True
     blocked: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -146,7 +147,7 @@ def _execute(ctx: RunContext, planned: Plan, broken: dict[str, Exception], execu
 def run_benchmark(options: RunOptions, registries: Registries | None = None) -> RunSummary:
     """Run the spec at ``options.spec_path`` and write its leaderboard."""
     regs = registries or get_registries(options.blocked)
-    spec = load_spec(options.spec_path, regs)
+    spec = load_spec(options.spec_path, regs, options.overrides)
     out = Path(options.output or Path("leaderboards") / spec.benchmark)
     device = resolve_device(options.device or spec.device)
     plugins, provenance, broken = instantiate(spec, regs)

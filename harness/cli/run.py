@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="override the spec's device: auto, cpu, cuda, cuda:N")
     parser.add_argument("--executor", default="local", help="where groups run (default: local)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray")  # fmt: skip
     parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="no:NAME",
                         help="block a plugin by its entry-point name, e.g. -p no:builtins")  # fmt: skip
 
@@ -34,7 +36,7 @@ def execute(args: argparse.Namespace) -> int:
         RunOptions(
             spec_path=args.spec, output=args.output, cache_dir=args.cache_dir, force=args.force,
             executor=args.executor, device=args.device, progress=not args.no_progress,
-            blocked=blocked_plugins(args.plugins),
+            blocked=blocked_plugins(args.plugins), overrides=tuple(args.overrides),
         )
     )  # fmt: skip
     print(

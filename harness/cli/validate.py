@@ -12,6 +12,8 @@ from harness.cli.run import blocked_plugins
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` arguments."""
     parser.add_argument("spec", type=Path, help="benchmark spec (YAML)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray")  # fmt: skip
     parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="no:NAME",
                         help="block a plugin by its entry-point name")  # fmt: skip
 
@@ -22,7 +24,7 @@ def execute(args: argparse.Namespace) -> int:
     from harness.spec import validate_spec
 
     regs = get_registries(blocked_plugins(args.plugins))
-    spec, problems = validate_spec(args.spec, regs)
+    spec, problems = validate_spec(args.spec, regs, args.overrides)
     if spec is None:
         print(f"{args.spec}: {len(problems)} problem(s)", file=sys.stderr)
         for p in problems:

@@ -69,6 +69,9 @@ class Model(Component, abc.ABC):
 
     tags: ClassVar[ModelTags] = ModelTags()
     task: Task = Task.MULTICLASS
+    #: The same architecture trained on permuted labels; set by the runner only
+    #: for metrics that declare ``Need.LABEL_RANDOMISED_MODEL`` (data randomisation).
+    label_randomised: Model | None = None
 
     def get_tags(self) -> ModelTags:
         """Return this instance's tags (class tags unless a parameter changes them)."""

@@ -51,6 +51,8 @@ class Need(str, Enum):
     ``TOKEN_ATTRIBUTIONS`` / ``SENTENCES``: what the explainer must output.
     ``RANDOMISABLE``: a model whose parameters can be re-initialised layer by layer.
     ``EXPLAINER``: the metric re-runs the explainer (sanity, robustness).
+    ``LABEL_RANDOMISED_MODEL``: the runner also trains the model on permuted
+    labels and hands it over as ``model.label_randomised`` (data randomisation).
     """
 
     GRADIENTS = "gradients"
@@ -63,6 +65,7 @@ class Need(str, Enum):
     SENTENCES = "sentences"
     RANDOMISABLE = "randomisable"
     EXPLAINER = "explainer"
+    LABEL_RANDOMISED_MODEL = "label_randomised_model"
 
 
 class MetricKind(str, Enum):

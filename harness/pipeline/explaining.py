@@ -19,6 +19,7 @@ from harness.contracts import (
 )
 from harness.errors import ContractViolation, SpecError
 from harness.pipeline.context import Computed, RunContext, cached, key_seed, make_row, record, skip_cell
+from harness.pipeline.randomisation import attach_label_randomised
 from harness.pipeline.training import Trained
 from harness.planner import Cell
 from harness.stages import stage_key
@@ -176,6 +177,8 @@ def score_explanation(
         return
 
     def compute() -> Computed:
+        if Need.LABEL_RANDOMISED_MODEL in metric.get_tags().needs:
+            attach_label_randomised(ctx, trained)
         scores = metric.evaluate(trained.model, batch, targets, attr, explainer=explainer)
         curves = {f"curve:{k}": v for k, v in scores.curves.items()}
         return {"values": scores.values, **curves}, {"notes": dict(scores.notes)}

@@ -7,7 +7,7 @@ path, the line and, for unknown names, the closest valid names.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,11 +246,46 @@ def _parse(reader: _Reader, data: dict[str, Any], regs: Registries) -> Spec:
     )
 
 
-def validate_spec(path: str | Path, registries: Registries | None = None) -> tuple[Spec | None, list[SpecError]]:
-    """Read and check a spec; return it (or None) with every problem found."""
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -> dict[str, Any]:
+    """Set ``dotted.key=value`` overrides (values parsed as YAML) on the raw spec.
+
+    ``models[0].params.epochs=1`` indexes lists; ``dataset.params.root=/data/x`` sets a path.
+    """
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SpecError(file, item, "expected an override of the form key.path=value")
+        parts = [p for p in re.split(r"\.|\[(\d+)\]", key) if p]
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            index = int(part) if part.isdigit() else part
+            if isinstance(node, list) and isinstance(index, int) and index < len(node):
+                if last:
+                    node[index] = yaml.safe_load(raw)
+                else:
+                    if isinstance(node[index], str):
+                        node[index] = {"name": node[index]}
+                    node = node[index]
+            elif isinstance(node, dict) and isinstance(index, str):
+                if last:
+                    node[index] = yaml.safe_load(raw)
+                else:
+                    if isinstance(node.get(index), str):
+                        node[index] = {"name": node[index]}
+                    node = node.setdefault(index, {})
+            else:
+                raise SpecError(file, key, f"cannot set {part!r}: no such list item or mapping key")
+    return data
+
+
+def validate_spec(
+    path: str | Path, registries: Registries | None = None, overrides: Sequence[str] = ()
+) -> tuple[Spec | None, list[SpecError]]:
+    """Read and check a spec (with ``--set`` overrides); return it (or None) with every problem."""
     reader = _Reader(Path(path))
     try:
-        data = reader.read(Path(path))
+        data = apply_overrides(reader.read(Path(path)), overrides, str(path))
     except SpecError as exc:
         return None, [exc]
     spec = _parse(reader, data, registries or get_registries())
@@ -260,9 +295,9 @@ def validate_spec(path: str | Path, registries: Registries | None = None) -> tup
     return Spec(**{**spec.__dict__, "spec_hash": sha256_of(content)[:16]}), []
 
 
-def load_spec(path: str | Path, registries: Registries | None = None) -> Spec:
+def load_spec(path: str | Path, registries: Registries | None = None, overrides: Sequence[str] = ()) -> Spec:
     """Return the validated spec or raise one SpecError listing every problem."""
-    spec, problems = validate_spec(path, registries)
+    spec, problems = validate_spec(path, registries, overrides)
     if spec is None:
         if len(problems) == 1:
             raise problems[0]

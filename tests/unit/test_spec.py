@@ -105,3 +105,16 @@ def test_duplicate_plugin_needs_a_label(tmp_path: Path) -> None:
     text = GOOD.replace("{name: toy.gradient, label: signed, params: {absolute: false}}", "toy.gradient")
     _, problems = validate_spec(write(tmp_path, text), toy_registries())
     assert any("appears twice" in str(p) for p in problems)
+
+
+def test_set_overrides_reach_nested_values(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    spec = load_spec(path, toy_registries(), ["dataset.params.n=5", "explainers[1].params.absolute=true", "seed=9"])
+    assert spec.datasets[0].params == {"n": 5} and spec.explainers[1].params == {"absolute": True}
+    assert spec.seed == 9
+    spec = load_spec(path, toy_registries(), ["models[0].params.epochs=3"])
+    assert spec.models[0].params == {"epochs": 3}
+    _, problems = validate_spec(path, toy_registries(), ["models[4].name=x"])
+    assert "no such list item" in str(problems[0])
+    _, problems = validate_spec(path, toy_registries(), ["dataset.params.n=many"])
+    assert problems[0].key_path == "dataset.params.n"
