@@ -179,7 +179,7 @@ class TorchModel(Model, abc.ABC):
 
     def state_dict(self) -> dict[str, Tensor]:
         """Return the module's state dict, detached on the CPU."""
-        return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
+        return {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         """Load a state dict into the module (strict)."""

@@ -1,0 +1,235 @@
+"""NIH ChestX-ray14: ``Data_Entry_2017*.csv`` labels, optional bounding boxes as masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from harness.contracts import DatasetInfo, DatasetTags, Modality, Provides, Task
+from harness.errors import DataError, did_you_mean
+from harness_builtins.datasets import _files, _fixtures
+from harness_builtins.datasets._files import IMAGE_SUFFIXES, Index, Record
+
+FINDINGS = _fixtures.NIH_FINDINGS
+_ALIASES = {"Infiltrate": "Infiltration"}  # BBox_List_2017.csv spells it this way
+_BOX_COLUMNS = ("Bbox [x", "y", "w", "h]")
+
+
+class NIHChestXray14(_files.FileDataset):
+    """NIH ChestX-ray14 (Wang et al. 2017): 14 findings per image, some with boxes.
+
+    ``Data_Entry_2017*.csv`` lists ``Image Index`` and ``|``-separated
+    ``Finding Labels`` ("No Finding" means all negative); images are found in
+    ``root/images`` or ``root/images_*/images``. When ``BBox_List_2017.csv``
+    exists, its boxes (x, y, w, h in original pixels, scaled with the CSV's
+    ``OriginalImage[Width`` / ``Height]`` or the image's own size) become one
+    mask per finding and the dataset provides masks (all-empty for images
+    without boxes). Splits follow ``train_val_list.txt`` / ``test_list.txt``
+    when present, else a seeded split by patient; validation is carved from
+    train by patient. Nothing is downloaded: get the data from the NIH Box
+    folder (nihcc.app.box.com/v/ChestXray-NIHCC) and point ``root`` at it.
+
+    Parameters
+    ----------
+    root : str
+        Folder holding the CSV files and images.
+    image_size : int
+        Side the grayscale images are resized to.
+    boxed_only : bool
+        Keep only images with at least one box (the localisation subset).
+    val_fraction, test_fraction : float
+        Shares of patients held out (test only when there is no ``test_list.txt``).
+    seed : int
+        Seed of the hold-outs.
+    max_rows : int or None
+        Read at most this many rows of the data-entry CSV.
+    """
+
+    name: ClassVar[str] = "xray.nih_chestxray14"
+    version: ClassVar[str] = "1"
+    tags: ClassVar[DatasetTags] = DatasetTags(
+        modality=Modality.IMAGE, task=Task.MULTILABEL, provides=frozenset({Provides.MASKS})
+    )
+    citation: ClassVar[str] = (
+        "Wang et al. ChestX-ray8: Hospital-scale Chest X-ray Database and Benchmarks on "
+        "Weakly-Supervised Classification and Localization of Common Thorax Diseases. CVPR 2017."
+    )
+    class_names: ClassVar[tuple[str, ...]] = FINDINGS
+
+    def __init__(
+        self,
+        *,
+        root: str = "data/ChestX-ray14",
+        image_size: int = 128,
+        boxed_only: bool = False,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        max_rows: int | None = None,
+    ) -> None:
+        self.root = root
+        self.image_size = image_size
+        self.boxed_only = boxed_only
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.max_rows = max_rows
+
+    @classmethod
+    def conformance_instances(cls, tmp_dir: Path) -> list[NIHChestXray14]:
+        """Write tiny trees (with and without boxes) into ``tmp_dir``; return instances."""
+        boxed = _fixtures.write_nih(tmp_dir / "nih_boxes")
+        plain = _fixtures.write_nih(tmp_dir / "nih_plain", with_boxes=False, with_lists=False)
+        return [cls(root=str(boxed), image_size=32), cls(root=str(plain), image_size=32)]
+
+    def _root(self) -> Path:
+        return Path(self.root).expanduser()
+
+    def _has_masks(self) -> bool:
+        return (self._root() / "BBox_List_2017.csv").is_file()
+
+    def info(self) -> DatasetInfo:
+        """Describe the dataset: 1-channel images, 14 findings, masks when boxes exist."""
+        return DatasetInfo(
+            modality=Modality.IMAGE,
+            task=Task.MULTILABEL,
+            class_names=self.class_names,
+            provides=frozenset({Provides.MASKS}) if self._has_masks() else frozenset(),
+            channels=1,
+            image_size=(self.image_size, self.image_size),
+        )
+
+    def _finding(self, name: str, where: str, column: str) -> int:
+        name = _ALIASES.get(name.strip(), name.strip())
+        if name not in FINDINGS:
+            raise DataError(
+                f"{where}: column {column!r} holds unknown finding {name!r} - expected one of "
+                f"the 14 ChestX-ray14 findings or 'No Finding'.{did_you_mean(name, FINDINGS)}"
+            )
+        return FINDINGS.index(name)
+
+    def _boxes(self, root: Path) -> dict[str, list[tuple[int, float, float, float, float]]]:
+        path = root / "BBox_List_2017.csv"
+        if not path.is_file():
+            return {}
+        frame = _files.read_csv(path, ["Image Index", "Finding Label", *_BOX_COLUMNS])
+        out: dict[str, list[tuple[int, float, float, float, float]]] = {}
+        for row, values in enumerate(
+            frame[["Image Index", "Finding Label", *_BOX_COLUMNS]].itertuples(index=False)
+        ):
+            where = f"{path} line {_files.csv_line(row)}"
+            label = self._finding(str(values[1]), where, "Finding Label")
+            try:
+                x, y, w, h = (float(v) for v in values[2:])
+            except ValueError as exc:
+                raise DataError(
+                    f"{where}: box {list(values[2:])} - expected four numbers x, y, w, h."
+                ) from exc
+            if w <= 0 or h <= 0:
+                raise DataError(
+                    f"{where}: box {[x, y, w, h]} - expected a positive width and height."
+                )
+            out.setdefault(str(values[0]).strip(), []).append((label, x, y, w, h))
+        return out
+
+    def _image_paths(self, root: Path) -> dict[str, Path]:
+        folders = [
+            root / "images",
+            *sorted(root.glob("images_*/images")),
+            *sorted(root.glob("images_*")),
+        ]
+        found: dict[str, Path] = {}
+        for folder in folders:
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.suffix.lower() in IMAGE_SUFFIXES:
+                        found.setdefault(path.name, path)
+        return found
+
+    def _build_index(self) -> Index:
+        root = self._root()
+        entries = sorted(root.glob("Data_Entry_2017*.csv")) if root.is_dir() else []
+        if not entries:
+            raise DataError(
+                f"{root}: no Data_Entry_2017*.csv - expected the ChestX-ray14 label file "
+                "in this folder."
+            )
+        csv_path = entries[-1]
+        frame = _files.read_csv(csv_path, ["Image Index", "Finding Labels"])
+        if self.max_rows is not None:
+            frame = frame.iloc[: self.max_rows]
+        boxes = self._boxes(root)
+        images = self._image_paths(root)
+        sizes = "OriginalImage[Width" in frame.columns and "Height]" in frame.columns
+        records: dict[str, Record] = {}
+        patients: dict[str, str] = {}
+        for row, item in enumerate(frame.to_dict("records")):
+            record = self._record(
+                item, f"{csv_path} line {_files.csv_line(row)}", root, images, boxes, sizes
+            )
+            if record is None:
+                continue
+            name = str(item["Image Index"]).strip()
+            records[name] = record
+            patients[name] = str(item.get("Patient ID", name))
+        return Index(records=records, splits=self._splits(root, records, patients))
+
+    def _record(
+        self,
+        item: dict[str, Any],
+        where: str,
+        root: Path,
+        images: dict[str, Path],
+        boxes: dict[str, list[tuple[int, float, float, float, float]]],
+        sizes: bool,
+    ) -> Record | None:
+        name = str(item["Image Index"]).strip()
+        if self.boxed_only and name not in boxes:
+            return None
+        label = torch.zeros(len(FINDINGS), dtype=torch.long)
+        text = str(item["Finding Labels"]).strip()
+        if not text:
+            raise DataError(
+                f"{where}: column 'Finding Labels' is blank - expected findings or 'No Finding'."
+            )
+        if text != "No Finding":
+            for finding in text.split("|"):
+                label[self._finding(finding, where, "Finding Labels")] = 1
+        original = None
+        if sizes:
+            try:
+                original = (int(float(item["OriginalImage[Width"])), int(float(item["Height]"])))
+            except ValueError as exc:
+                raise DataError(
+                    f"{where}: original image size - expected two integers, got {exc}."
+                ) from exc
+        return Record(
+            path=images.get(name, root / "images" / name),
+            label=label,
+            where=where,
+            boxes=tuple(boxes.get(name, ())),
+            original_size=original,
+        )
+
+    def _splits(
+        self, root: Path, records: dict[str, Record], patients: dict[str, str]
+    ) -> dict[str, list[str]]:
+        test_list = root / "test_list.txt"
+        names = list(records)
+        if test_list.is_file():
+            listed = {line.strip() for line in test_list.read_text().splitlines() if line.strip()}
+            test = {n for n in names if n in listed}
+        else:
+            held = _files.seeded_split([patients[n] for n in names], self.test_fraction, self.seed)
+            test = {n for n in names if patients[n] in held}
+        rest = [n for n in names if n not in test]
+        val_patients = _files.seeded_split(
+            [patients[n] for n in rest], self.val_fraction, self.seed + 1
+        )
+        return {
+            "train": [n for n in rest if patients[n] not in val_patients],
+            "val": [n for n in rest if patients[n] in val_patients],
+            "test": [n for n in names if n in test],
+        }

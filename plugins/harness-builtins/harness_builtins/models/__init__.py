@@ -1,0 +1,1 @@
+"""Built-in models: torchvision CNNs with any number of input channels and outputs."""
