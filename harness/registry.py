@@ -7,6 +7,7 @@ distributions; unknown names get the closest valid names.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Entry:
     dist_version: str
 
 
+@functools.lru_cache(maxsize=256)
 def distribution_of(obj: type) -> str:
     """Return ``"dist version"`` of the distribution holding ``obj``'s module, or ''."""
     top = obj.__module__.split(".")[0]

@@ -27,51 +27,51 @@ def _who(kind: str, plugin: Component) -> str:
     return f"{kind} {plugin.name!r}" + (f" ({dist})" if dist else "")
 
 
-def _finite(values: Tensor, what: str, who: str, plugin: str) -> None:
+def _finite(values: Tensor, what: str, kind: str, plugin: Component) -> None:
     if values.is_floating_point() and not bool(torch.isfinite(values).all()):
         bad = int((~torch.isfinite(values)).sum())
         raise ContractViolation(
-            f"{who} returned {bad} non-finite value(s) (NaN or inf) in {what}; expected finite numbers",
-            plugin=plugin,
+            f"{_who(kind, plugin)} returned {bad} non-finite value(s) (NaN or inf) in {what}; "
+            "expected finite numbers",
+            plugin=plugin.name,
         )
 
 
 def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Attribution:
     """Validate an explainer's output against the batch; channel dims are summed away."""
-    who = _who("explainer", explainer)
     if not isinstance(out, Attribution):
         raise ContractViolation(
-            f"{who} returned {type(out).__name__}; expected harness.Attribution", plugin=explainer.name
+            f"{_who('explainer', explainer)} returned {type(out).__name__}; expected harness.Attribution", plugin=explainer.name
         )
     if out.pixels is None and out.tokens is None and out.sentences is None:
-        raise ContractViolation(f"{who} returned an empty Attribution", plugin=explainer.name)
+        raise ContractViolation(f"{_who('explainer', explainer)} returned an empty Attribution", plugin=explainer.name)
     n = len(batch)
     pixels = out.pixels
     if pixels is not None:
         if batch.images is None:
-            raise ContractViolation(f"{who} returned pixel attributions for a batch without images")
+            raise ContractViolation(f"{_who('explainer', explainer)} returned pixel attributions for a batch without images")
         _, c, h, w = batch.images.shape
         if pixels.dim() == 4 and tuple(pixels.shape) == (n, c, h, w):
             pixels = pixels.sum(dim=1)
         if tuple(pixels.shape) != (n, h, w):
             raise ContractViolation(
-                f"{who} returned attributions of shape {tuple(out.pixels.shape)} for inputs "  # type: ignore[union-attr]
+                f"{_who('explainer', explainer)} returned attributions of shape {tuple(out.pixels.shape)} for inputs "  # type: ignore[union-attr]
                 f"{tuple(batch.images.shape)}; expected {(n, c, h, w)} or {(n, h, w)}",
                 plugin=explainer.name,
             )
-        _finite(pixels, "pixel attributions", who, explainer.name)
+        _finite(pixels, "pixel attributions", "explainer", explainer)
     tokens = out.tokens
     if tokens is not None:
         if batch.tokens is None or tuple(tokens.shape) != tuple(batch.tokens.shape):
             expected = None if batch.tokens is None else tuple(batch.tokens.shape)
             raise ContractViolation(
-                f"{who} returned token attributions of shape {tuple(tokens.shape)}; expected {expected}",
+                f"{_who('explainer', explainer)} returned token attributions of shape {tuple(tokens.shape)}; expected {expected}",
                 plugin=explainer.name,
             )
-        _finite(tokens, "token attributions", who, explainer.name)
+        _finite(tokens, "token attributions", "explainer", explainer)
     if out.sentences is not None and len(out.sentences) != n:
         raise ContractViolation(
-            f"{who} returned {len(out.sentences)} sentences for {n} rows", plugin=explainer.name
+            f"{_who('explainer', explainer)} returned {len(out.sentences)} sentences for {n} rows", plugin=explainer.name
         )
     return Attribution(
         pixels=None if pixels is None else pixels.detach().float(),
@@ -82,22 +82,22 @@ def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Att
 
 def check_logits(out: object, n: int, *, model: Model) -> Tensor:
     """Validate a model's raw scores: a finite (N, K) float tensor."""
-    who = _who("model", model)
     if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != n:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ContractViolation(f"{who} returned logits {shape}; expected ({n}, K)", plugin=model.name)
-    _finite(out.detach(), "logits", who, model.name)
+        raise ContractViolation(
+            f"{_who('model', model)} returned logits {shape}; expected ({n}, K)", plugin=model.name
+        )
+    _finite(out.detach(), "logits", "model", model)
     return out
 
 
 def check_scores(out: Tensor, n: int, *, metric: ExplanationMetric) -> Tensor:
     """Validate a metric's per-row scores: a finite (N,) tensor."""
-    who = _who("metric", metric)
     if tuple(out.shape) != (n,):
         raise ContractViolation(
-            f"{who} returned scores of shape {tuple(out.shape)}; expected ({n},)", plugin=metric.name
+            f"{_who('metric', metric)} returned scores of shape {tuple(out.shape)}; expected ({n},)", plugin=metric.name
         )
-    _finite(out.detach().double(), "scores", who, metric.name)
+    _finite(out.detach().double(), "scores", "metric", metric)
     return out.detach().double().cpu()
 
 

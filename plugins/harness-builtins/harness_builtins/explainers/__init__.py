@@ -1,0 +1,1 @@
+"""Built-in explainers, one folder per family: cam, gradient, propagation, perturbation, control."""

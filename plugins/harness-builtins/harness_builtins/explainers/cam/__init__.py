@@ -1,0 +1,1 @@
+"""Class activation maps: Grad-CAM and Grad-CAM++ on a model's target layer."""

@@ -1,0 +1,77 @@
+"""Hook code shared by the CAM explainers: layer lookup, activations, gradients, upsampling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harness.contracts import Batch, Model, SupportsTargetLayer
+from harness.errors import CapabilityError
+from harness_builtins.explainers._common import images_of, submodule, target_column
+
+
+def cam_layer(model: Model, layer: str | None, who: str) -> nn.Module:
+    """Return the layer named ``layer``, or the model's default target layer when None."""
+    if layer:
+        return submodule(model, layer, who)
+    if not isinstance(model, SupportsTargetLayer):
+        raise CapabilityError(
+            f"explainer {who!r}: model {model.name!r} - expected a model with a target layer "
+            "(SupportsTargetLayer), got none. Set the explainer's `layer` parameter.",
+            plugin=who,
+        )
+    return model.target_layer()
+
+
+def activations_and_gradients(
+    model: Model, batch: Batch, targets: Tensor, layer: nn.Module, who: str
+) -> tuple[Tensor, Tensor]:
+    """Return a layer's activations and the gradient of each row's target logit.
+
+    One forward and one backward pass for the whole batch; rows are independent
+    because the model is in eval mode, so the gradient of the summed target
+    logits gives every row its own gradient. When the layer runs more than once
+    per forward pass, its last call is used. The layer's output is copied before
+    the rest of the network sees it, so in-place operations after the layer
+    (``ReLU(inplace=True)``) leave the captured activations intact.
+
+    Returns
+    -------
+    activations, gradients : Tensor
+        Both (N, K, h, w), detached.
+    """
+    images = images_of(batch, who)
+    captured: dict[str, Any] = {}
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+        captured["act"] = output
+        # pass a copy on, so an in-place op after the layer (ReLU(inplace=True))
+        # cannot overwrite the activations or their autograd version
+        return output.clone() if isinstance(output, Tensor) else output
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            x = images.detach().requires_grad_(True)
+            logits = model.logits(batch.with_images(x))
+            act = captured.get("act")
+            if not isinstance(act, Tensor) or act.dim() != 4:
+                got = type(act).__name__ if not isinstance(act, Tensor) else tuple(act.shape)
+                raise CapabilityError(
+                    f"explainer {who!r}: target layer output - expected a (N, K, h, w) tensor, "
+                    f"got {got}. Choose a convolutional layer with the `layer` parameter.",
+                    plugin=who,
+                )
+            score = logits.gather(1, target_column(targets)).sum()
+            (grads,) = torch.autograd.grad(score, act)
+    finally:
+        handle.remove()
+    return act.detach(), grads.detach()
+
+
+def upsample(cam: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinearly resize (N, h, w) maps to (N, H, W), like Captum's ``interpolate``."""
+    return F.interpolate(cam.unsqueeze(1), size=size, mode="bilinear", align_corners=False)[:, 0]

@@ -1,0 +1,90 @@
+"""Grad-CAM++: CAM weights from the closed-form higher-order gradient terms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model, Need
+from harness_builtins.explainers._common import images_of
+from harness_builtins.explainers.cam._common import activations_and_gradients, cam_layer, upsample
+
+
+def grad_cam_plus_plus_weights(activations: Tensor, gradients: Tensor) -> Tensor:
+    """Return the (N, K) Grad-CAM++ channel weights.
+
+    With ``Y = exp(S)`` for the explained logit ``S`` and ``g = dS/dA``, the
+    paper's closed form gives
+
+    ``alpha_kij = g_kij^2 / (2 g_kij^2 + sum_ab A_kab g_kij^3)``
+
+    and ``w_k = sum_ij alpha_kij relu(dY/dA_kij) = exp(S) sum_ij alpha_kij relu(g_kij)``.
+    The factor ``exp(S)`` is one positive number per row: it does not change the
+    map's shape, and it overflows for large logits, so it is left out (as the
+    reference implementations do). ``alpha`` is 0 where its denominator is 0.
+    """
+    g2 = gradients.pow(2)
+    g3 = gradients.pow(3)
+    act_sum = activations.sum(dim=(2, 3), keepdim=True)
+    denom = 2 * g2 + act_sum * g3
+    safe = torch.where(denom != 0, denom, torch.ones_like(denom))
+    alpha = torch.where(denom != 0, g2 / safe, torch.zeros_like(denom))
+    return (alpha * gradients.clamp(min=0)).sum(dim=(2, 3))
+
+
+class GradCAMPlusPlus(Explainer):
+    """Grad-CAM++ class activation map of a convolutional layer (own hook implementation).
+
+    Channel weights count each location's positive gradient, normalised by the
+    closed-form ``alpha`` coefficients, so several instances of a class all
+    contribute to the map (see :func:`grad_cam_plus_plus_weights`). One forward
+    and one backward pass for the whole batch; the map is ReLU'd and bilinearly
+    upsampled to the input size.
+
+    Parameters
+    ----------
+    relu : bool, default=True
+        Keep only positive evidence, as in the paper.
+    layer : str or None, default=None
+        Dotted name of the layer to explain; None uses the model's target layer.
+
+    References
+    ----------
+    A. Chattopadhay, A. Sarkar, P. Howlader and V. N. Balasubramanian,
+    "Grad-CAM++: Generalized Gradient-Based Visual Explanations for Deep
+    Convolutional Networks", WACV 2018.
+    """
+
+    name: ClassVar[str] = "cam.grad_cam_plus_plus"
+    version: ClassVar[str] = "1"
+    citation: ClassVar[str] = (
+        "Chattopadhay et al., Grad-CAM++: Generalized Gradient-Based Visual Explanations "
+        "for Deep Convolutional Networks, WACV 2018"
+    )
+    tags: ClassVar[ExplainerTags] = ExplainerTags(
+        modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
+        needs=frozenset({Need.GRADIENTS, Need.TARGET_LAYER}),
+        deterministic=True,
+    )
+
+    def __init__(self, *, relu: bool = True, layer: str | None = None) -> None:
+        self.relu = relu
+        self.layer = layer
+
+    @classmethod
+    def conformance_instances(cls, tmp_dir: Path) -> list[GradCAMPlusPlus]:
+        """Return small instances for the conformance kit."""
+        return [cls()]
+
+    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
+        images = images_of(batch, self.name)
+        layer = cam_layer(model, self.layer, self.name)
+        act, grads = activations_and_gradients(model, batch, targets, layer, self.name)
+        weights = grad_cam_plus_plus_weights(act, grads)
+        cam = torch.einsum("nk,nkhw->nhw", weights, act)
+        if self.relu:
+            cam = cam.clamp(min=0)
+        return Attribution(pixels=upsample(cam, (images.shape[-2], images.shape[-1])))

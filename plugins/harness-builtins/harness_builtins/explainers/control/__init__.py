@@ -1,0 +1,1 @@
+"""Control explainers that ignore the model: random attributions and Sobel edges."""

@@ -1,0 +1,1 @@
+"""Gradient explainers through Captum: SmoothGrad, Integrated Gradients, Input x Gradient."""

@@ -1,0 +1,1 @@
+"""Perturbation explainers through Captum: LIME, KernelSHAP and Occlusion."""

@@ -1,0 +1,1 @@
+"""Layer-wise relevance propagation through Zennit, with architecture canonizers."""
