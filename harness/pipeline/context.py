@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from harness.errors import CapabilityError
 from harness.planner import NO_EXPLAINER, Cell, Plugins
 from harness.progress import ProgressSink
 from harness.spec import Spec
@@ -102,7 +103,15 @@ def record(ctx: RunContext, row: ResultRow, samples: Sequence[tuple[str, int, fl
 
 
 def fail_cells(ctx: RunContext, cells: Sequence[Cell], exc: BaseException, stage: str) -> None:
-    """Record ``cells`` as failed because ``stage`` raised ``exc``."""
+    """Record ``cells`` as failed because ``stage`` raised ``exc``.
+
+    A :class:`CapabilityError` (the plugin cannot handle this model or data)
+    marks the cells skipped with its message instead.
+    """
+    if isinstance(exc, CapabilityError):
+        for cell in cells:
+            skip_cell(ctx, cell, str(exc))
+        return
     log.warning("%s failed: %s", stage, _error_text(exc), exc_info=log.isEnabledFor(logging.DEBUG))
     for cell in cells:
         record(ctx, make_row(ctx, cell, "failed", error=f"{stage}: {_error_text(exc)}"))

@@ -27,13 +27,14 @@ Checks by kind (only those that apply to the plugin's tags are run):
   shapes and dtypes of ``load`` (``harness/contracts/data.py``), order and
   determinism of ``load``;
 - models: logits (N, K) and probabilities on every fixture the tags accept,
-  batch independence, ``fit`` changes the state, checkpoint round trip through
-  ``torch.load(weights_only=True)``, gradients, target layer, randomisable
-  layers;
+  batch independence, ``fit`` changes the state (with ``epochs=1`` when the
+  model has an ``epochs`` parameter, as scikit-learn caps ``max_iter``),
+  checkpoint round trip through ``torch.load(weights_only=True)``, gradients,
+  target layer, randomisable layers;
 - explainers: declared outputs only, finite, on the model's device, determinism
-  or seeded reproducibility, batch independence, target sensitivity, no side
-  effects on the model or the batch; model-agnostic explainers run on
-  black-box models;
+  or seeded reproducibility, batch independence, target sensitivity (not for
+  ``control.*`` explainers), no side effects on the model or the batch;
+  model-agnostic explainers run on black-box models;
 - metrics: declared direction and bounds, values within bounds, perfect beats
   inverted (corpus metrics), per-row scores, determinism, batch independence,
   needs declared consistently (``CapabilityError`` without a declared input),
@@ -66,7 +67,8 @@ from typing import Any
 
 from harness.contracts import Component
 from harness.errors import ContractViolation, PluginError, suggest
-from harness.testing._common import Check, CheckResult, describe, kind_of, seeded, shared_checks
+from harness.testing._common import KINDS, Check, CheckResult, describe, kind_of, shared_checks
+from harness.testing._state import seeded
 
 ExpectedFailures = Mapping[str, str]
 """Check name -> reason it is expected to fail for a plugin."""
@@ -77,8 +79,12 @@ _KINDS = {"dataset": "datasets", "model": "models", "explainer": "explainers", "
 def _kind_checks(plugin: Component) -> Iterator[tuple[str, Check]]:
     from harness.testing import _dataset, _explainer, _metric, _model
 
+    kind = kind_of(plugin)
+    tags = getattr(plugin, "get_tags", lambda: getattr(type(plugin), "tags", None))()
+    if type(tags) is not KINDS[kind][1]:
+        return  # check_tags reports it; the kind's checks are chosen from the tags
     module = {"dataset": _dataset, "model": _model, "explainer": _explainer, "metric": _metric}
-    yield from module[kind_of(plugin)].checks(plugin)  # type: ignore[attr-defined]
+    yield from module[kind].checks(plugin)
 
 
 def _isolated(name: str, check: Check) -> Check:
@@ -121,7 +127,9 @@ def _validate_expected(expected: ExpectedFailures, where: str) -> None:
         if name not in known:
             close = suggest(name, known)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise PluginError(f"{where}: expected_failed_checks names an unknown check {name!r}.{hint}")
+            raise PluginError(
+                f"{where}: expected_failed_checks names an unknown check {name!r}.{hint}"
+            )
 
 
 def _run_one(plugin: Component, name: str, check: Check, reason: str | None) -> CheckResult:
@@ -159,7 +167,7 @@ def check_plugin(
     --------
     >>> from harness.testing import check_plugin, fixtures
     >>> results = check_plugin(fixtures.ToyLesions())
-    >>> all(r.ok for r in results)
+    >>> all(r.passed for r in results)
     True
     """
     expected = dict(expected_failed_checks or {})
@@ -167,9 +175,10 @@ def check_plugin(
     results = [_run_one(plugin, n, c, expected.get(n)) for n, c in plugin_checks(plugin)]
     failed = [r for r in results if r.status == "failed"]
     if failed and on_fail == "raise":
-        lines = "\n".join(f"  {r.check}: {r.message}" for r in failed)
+        lines = "\n".join(f"  {r.name}: {r.message}" for r in failed)
         raise ContractViolation(
-            f"{describe(plugin)}: {len(failed)} of {len(results)} conformance checks failed:\n{lines}",
+            f"{describe(plugin)}: {len(failed)} of {len(results)} conformance checks failed:"
+            f"\n{lines}",
             plugin=getattr(plugin, "name", None),
         )
     return results
@@ -203,16 +212,24 @@ def _session_dir() -> pathlib.Path:
 
 
 def plugin_id(plugin: Component) -> str:
-    """A short, stable test id: the name and the parameters that differ from their defaults.
+    """Return a short, stable test id: the name and the parameters that differ from defaults.
 
-    Paths are shown by their last component, so ids do not change with temporary folders.
+    Paths (path objects or absolute path strings) are shown by their last
+    component, so ids do not change with temporary folders.
     """
     defaults = plugin.param_defaults()
     shown = []
     for key, value in plugin.get_params().items():
-        if key in defaults and defaults[key] is not inspect.Parameter.empty and _equal(defaults[key], value):
+        if (
+            key in defaults
+            and defaults[key] is not inspect.Parameter.empty
+            and _equal(defaults[key], value)
+        ):
             continue
-        text = repr(pathlib.Path(value).name) if isinstance(value, os.PathLike) else repr(value)
+        is_path = isinstance(value, os.PathLike) or (
+            isinstance(value, str) and os.path.isabs(value)
+        )
+        text = repr(pathlib.Path(value).name) if is_path else repr(value)
         shown.append(f"{key}={text}")
     name = getattr(plugin, "name", "") or type(plugin).__name__
     return f"{name}({', '.join(shown)})" if shown else name
@@ -257,8 +274,14 @@ def parametrize_with_checks(
             expected = dict(expected_failed_checks(plugin)) if expected_failed_checks else {}
             _validate_expected(expected, describe(plugin))
             for name, check in plugin_checks(plugin):
-                marks = [pytest.mark.xfail(reason=expected[name], strict=False)] if name in expected else []
-                params.append(pytest.param(plugin, check, id=f"{plugin_id(plugin)}-{name}", marks=marks))
+                marks = (
+                    [pytest.mark.xfail(reason=expected[name], strict=False)]
+                    if name in expected
+                    else []
+                )
+                params.append(
+                    pytest.param(plugin, check, id=f"{plugin_id(plugin)}-{name}", marks=marks)
+                )
     return pytest.mark.parametrize("plugin, check", params)
 
 
@@ -274,7 +297,9 @@ def run_checks_for_name(kind: str | None, name: str) -> list[CheckResult]:
     registries = get_registries()
     kinds = list(_KINDS.values()) if kind is None else [_KINDS.get(kind, kind)]
     if any(k not in _KINDS.values() for k in kinds):
-        raise PluginError(f"harness check: unknown kind {kind!r} - expected one of {sorted(_KINDS.values())}.")
+        raise PluginError(
+            f"harness check: unknown kind {kind!r} - expected one of {sorted(_KINDS.values())}."
+        )
     found = [k for k in kinds if name in registries.kind(k)]
     if not found:
         if len(kinds) == 1:

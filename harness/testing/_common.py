@@ -8,7 +8,6 @@ they are given: they work on ``plugin.clone()`` or on fresh fixtures.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import inspect
@@ -23,10 +22,9 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from harness.contracts import (
-    Batch,
     Component,
     Dataset,
     DatasetTags,
@@ -36,7 +34,6 @@ from harness.contracts import (
     MetricTags,
     Model,
     ModelTags,
-    SupportsTorchModule,
 )
 from harness.errors import ContractViolation
 
@@ -56,18 +53,19 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 class CheckResult:
     """The outcome of one check on one plugin instance.
 
-    ``status`` is ``"passed"``, ``"failed"``, ``"xfailed"`` (failed as
-    expected) or ``"xpassed"`` (expected to fail but passed).
+    ``plugin`` is the instance's repr, ``name`` the check's name. ``status``
+    is ``"passed"``, ``"failed"``, ``"xfailed"`` (failed as expected) or
+    ``"xpassed"`` (expected to fail but passed); ``message`` says why.
     """
 
     plugin: str
-    check: str
+    name: str
     status: str
     message: str = ""
     seconds: float = 0.0
 
     @property
-    def ok(self) -> bool:
+    def passed(self) -> bool:
         """True unless the check failed unexpectedly."""
         return self.status != "failed"
 
@@ -85,15 +83,18 @@ def kind_of(plugin: object) -> str:
 
 def describe(plugin: Component) -> str:
     """Name a plugin as error messages do: ``explainer 'x' (dist version)``."""
+    from harness.plugin_manager import registered_distribution
     from harness.registry import distribution_of
 
-    dist = distribution_of(type(plugin))
+    kind = kind_of(plugin)
     name = getattr(plugin, "name", "") or type(plugin).__qualname__
-    return f"{kind_of(plugin)} {name!r}" + (f" ({dist})" if dist else "")
+    cls: Any = type(plugin)
+    dist = registered_distribution(f"{kind}s", name) or distribution_of(cls)
+    return f"{kind} {name!r}" + (f" ({dist})" if dist else "")
 
 
 def fail(plugin: Component, check: str, what: str, expected: object, got: object) -> NoReturn:
-    """Raise the ContractViolation of ``check``: ``<who>: <check>: <what> - expected .., got ..``."""
+    """Raise ContractViolation: ``<who>: <check>: <what> - expected <x>, got <y>.``."""
     raise ContractViolation(
         f"{describe(plugin)}: {check}: {what} - expected {expected}, got {got}.",
         plugin=getattr(plugin, "name", None),
@@ -164,8 +165,13 @@ def check_init_signature(plugin: Component) -> None:
         return
     for p in list(inspect.signature(init).parameters.values())[1:]:
         if p.kind is not p.KEYWORD_ONLY:
-            fail(plugin, "check_init_signature", f"__init__ parameter {p.name!r}",
-                 "keyword-only parameters (def __init__(self, *, ...))", p.kind.description)
+            fail(
+                plugin,
+                "check_init_signature",
+                f"__init__ parameter {p.name!r}",
+                "keyword-only parameters (def __init__(self, *, ...))",
+                p.kind.description,
+            )
 
 
 def check_init_stores_params(plugin: Component) -> None:
@@ -174,12 +180,22 @@ def check_init_stores_params(plugin: Component) -> None:
     fresh = type(plugin)(**params)
     for key, value in params.items():
         if getattr(fresh, key, _MISSING) is not value:
-            fail(plugin, "check_init_stores_params", f"attribute {key!r} after __init__",
-                 "the argument object itself (no conversion in __init__)", repr(getattr(fresh, key, None)))
+            fail(
+                plugin,
+                "check_init_stores_params",
+                f"attribute {key!r} after __init__",
+                "the argument object itself (no conversion in __init__)",
+                repr(getattr(fresh, key, None)),
+            )
     extra = sorted(k for k in vars(fresh) if k not in params and not k.startswith("_"))
     if extra:
-        fail(plugin, "check_init_stores_params", "public attributes set by __init__",
-             f"only the parameters {sorted(params)}", extra)
+        fail(
+            plugin,
+            "check_init_stores_params",
+            "public attributes set by __init__",
+            f"only the parameters {sorted(params)}",
+            extra,
+        )
 
 
 _MISSING = object()
@@ -202,7 +218,13 @@ def check_clone(plugin: Component) -> None:
     if not all(_same(a[k], b.get(k, _MISSING)) for k in a):
         fail(plugin, "check_clone", "parameters of the clone", a, b)
     if twin.params_hash() != plugin.params_hash():
-        fail(plugin, "check_clone", "params_hash of the clone", plugin.params_hash(), twin.params_hash())
+        fail(
+            plugin,
+            "check_clone",
+            "params_hash of the clone",
+            plugin.params_hash(),
+            twin.params_hash(),
+        )
 
 
 def check_params_hash(plugin: Component) -> None:
@@ -210,18 +232,32 @@ def check_params_hash(plugin: Component) -> None:
     params = plugin.get_params()
     bad = sorted(k for k, v in params.items() if not _json_like(v))
     if bad:
-        fail(plugin, "check_params_hash", f"parameter value(s) {bad} (they feed cache keys)",
-             "JSON-like values (None, bool, int, finite float, str, path, enum, list, dict)",
-             {k: type(params[k]).__name__ for k in bad})
+        fail(
+            plugin,
+            "check_params_hash",
+            f"parameter value(s) {bad} (they feed cache keys)",
+            "JSON-like values (None, bool, int, finite float, str, path, enum, list, dict)",
+            {k: type(params[k]).__name__ for k in bad},
+        )
     first = plugin.params_hash()
     if plugin.params_hash() != first or plugin.clone().params_hash() != first:
-        fail(plugin, "check_params_hash", "params_hash() on equal parameters", "a stable hash",
-             "different hashes")
+        fail(
+            plugin,
+            "check_params_hash",
+            "params_hash() on equal parameters",
+            "a stable hash",
+            "different hashes",
+        )
     for key, value in params.items():
         changed = plugin.clone().set_params(**{key: _changed(value)})
         if changed.params_hash() == first:
-            fail(plugin, "check_params_hash", f"params_hash after changing {key!r}",
-                 "a different hash", "the same hash")
+            fail(
+                plugin,
+                "check_params_hash",
+                f"params_hash after changing {key!r}",
+                "a different hash",
+                "the same hash",
+            )
 
 
 def check_repr(plugin: Component) -> None:
@@ -236,12 +272,23 @@ def check_metadata(plugin: Component) -> None:
     cls = type(plugin)
     name = getattr(cls, "name", "")
     if not isinstance(name, str) or not _NAME.match(name):
-        fail(plugin, "check_metadata", "class attribute name",
-             "a snake_case '<namespace>.<method>' string", repr(name))
+        fail(
+            plugin,
+            "check_metadata",
+            "class attribute name",
+            "a snake_case '<namespace>.<method>' string",
+            repr(name),
+        )
     for attr in ("version", "citation"):
         value = getattr(cls, attr, "")
         if not isinstance(value, str) or not value.strip():
-            fail(plugin, "check_metadata", f"class attribute {attr}", "a non-empty string", repr(value))
+            fail(
+                plugin,
+                "check_metadata",
+                f"class attribute {attr}",
+                "a non-empty string",
+                repr(value),
+            )
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -263,18 +310,24 @@ def _matches(value: Any, hint: Any) -> bool:
 def check_tags(plugin: Component) -> None:
     """``tags`` is the kind's frozen dataclass with correctly typed fields."""
     _, tags_type = KINDS[kind_of(plugin)]
-    tags = getattr(plugin, "get_tags", lambda: type(plugin).tags)()
-    for where, value in (("class attribute tags", type(plugin).tags), ("get_tags()", tags)):
+    declared = getattr(type(plugin), "tags", None)
+    tags = getattr(plugin, "get_tags", lambda: declared)()
+    for where, value in (("class attribute tags", declared), ("get_tags()", tags)):
         if type(value) is not tags_type:
             fail(plugin, "check_tags", where, tags_type.__name__, type(value).__name__)
-    if not dataclasses.is_dataclass(tags) or not type(tags).__dataclass_params__.frozen:  # type: ignore[attr-defined]
+    params = getattr(type(tags), "__dataclass_params__", None)
+    if not dataclasses.is_dataclass(tags) or params is None or not params.frozen:
         fail(plugin, "check_tags", "tags", "a frozen dataclass", type(tags).__name__)
     hints = typing.get_type_hints(tags_type)
     for f in dataclasses.fields(tags):
         value = getattr(tags, f.name)
         if not _matches(value, hints[f.name]):
             fail(plugin, "check_tags", f"tags.{f.name}", hints[f.name], repr(value))
-        if isinstance(value, frozenset) and f.name in ("modalities", "tasks", "output") and not value:
+        if (
+            isinstance(value, frozenset)
+            and f.name in ("modalities", "tasks", "output")
+            and not value
+        ):
             fail(plugin, "check_tags", f"tags.{f.name}", "a non-empty set", "an empty set")
 
 
@@ -294,52 +347,3 @@ def shared_checks(plugin: Component) -> Iterator[tuple[str, Check]]:
     """Yield the checks every plugin must pass, whatever its kind."""
     for check in SHARED_CHECKS:
         yield check.__name__, check
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch, NumPy and ``random`` for the block, then restore the caller's RNG states."""
-    import random
-
-    import numpy as np
-
-    np_state, py_state = np.random.get_state(), random.getstate()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-
-
-def _hooks(module: nn.Module) -> int:
-    names = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    return sum(len(getattr(m, n, {})) for m in module.modules() for n in names)
-
-
-def snapshot(model: Model, batch: Batch) -> dict[str, object]:
-    """Capture what a plugin must not change: logits, state, inputs, modes, grads flags, hooks."""
-    with torch.no_grad():
-        snap: dict[str, object] = {"logits": model.logits(batch).detach().clone()}
-    snap["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    snap["inputs"] = [t.clone() for t in (batch.images, batch.tokens) if t is not None]
-    if isinstance(model, SupportsTorchModule):
-        snap["modes"] = [m.training for m in model.module.modules()]
-        snap["requires_grad"] = [p.requires_grad for p in model.module.parameters()]
-        snap["hooks"] = _hooks(model.module)
-    return snap
-
-
-def same_state(a: object, b: object) -> bool:
-    """Compare two snapshots (nested dicts and lists of tensors) exactly."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        return a.shape == b.shape and bool(torch.equal(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b, strict=True))
-    return a == b

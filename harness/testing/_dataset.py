@@ -29,24 +29,49 @@ def check_dataset_info(dataset: Dataset) -> None:
         fail(dataset, name, "info()", "a harness.DatasetInfo", type(info).__name__)
     tags = type(dataset).tags
     if (info.modality, info.task) != (tags.modality, tags.task):
-        fail(dataset, name, "info() modality / task", (tags.modality.value, tags.task.value),
-             (info.modality.value, info.task.value))
+        fail(
+            dataset,
+            name,
+            "info() modality / task",
+            (tags.modality.value, tags.task.value),
+            (info.modality.value, info.task.value),
+        )
     if not info.provides <= tags.provides:
-        fail(dataset, name, "info().provides", f"a subset of tags.provides {set(tags.provides)}",
-             set(info.provides))
+        fail(
+            dataset,
+            name,
+            "info().provides",
+            f"a subset of tags.provides {set(tags.provides)}",
+            set(info.provides),
+        )
     names = info.class_names
     least = 2 if info.task is Task.MULTICLASS else 1
-    if len(names) < least or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
-        fail(dataset, name, "info().class_names", f"at least {least} distinct non-empty strings", names)
+    if (
+        len(names) < least
+        or len(set(names)) != len(names)
+        or not all(isinstance(n, str) and n for n in names)
+    ):
+        fail(
+            dataset,
+            name,
+            "info().class_names",
+            f"at least {least} distinct non-empty strings",
+            names,
+        )
     if info.modality in _IMAGE and (not isinstance(info.channels, int) or info.channels < 1):
         fail(dataset, name, "info().channels", "a positive int", info.channels)
     if info.modality in _TEXT and not (isinstance(info.vocab_size, int) and info.vocab_size > 1):
-        fail(dataset, name, "info().vocab_size (models size their embeddings with it)",
-             "an int > 1", info.vocab_size)
+        fail(
+            dataset,
+            name,
+            "info().vocab_size (models size their embeddings with it)",
+            "an int > 1",
+            info.vocab_size,
+        )
 
 
 def check_dataset_splits(dataset: Dataset) -> None:
-    """``splits()`` maps train / val / test to unique, disjoint string ids; train and test non-empty."""
+    """Check that train / val / test hold unique, disjoint string ids (train and test non-empty)."""
     name = "check_dataset_splits"
     splits = dataset.clone().splits()
     if set(splits) != set(SPLITS):
@@ -62,8 +87,13 @@ def check_dataset_splits(dataset: Dataset) -> None:
             if not isinstance(i, str):
                 fail(dataset, name, f"an id in split {split!r}", "a string", repr(i))
             if i in seen:
-                fail(dataset, name, f"id {i!r}", "ids unique within and across splits",
-                     f"it in {seen[i]!r} and {split!r}")
+                fail(
+                    dataset,
+                    name,
+                    f"id {i!r}",
+                    "ids unique within and across splits",
+                    f"it in {seen[i]!r} and {split!r}",
+                )
             seen[i] = split
 
 
@@ -72,23 +102,45 @@ def check_dataset_splits_deterministic(dataset: Dataset) -> None:
     a = {k: list(v) for k, v in dataset.clone().splits().items()}
     b = {k: list(v) for k, v in dataset.clone().splits().items()}
     if a != b:
-        fail(dataset, "check_dataset_splits_deterministic", "splits of two equal instances",
-             "identical ids in the same order", "different ids")
+        fail(
+            dataset,
+            "check_dataset_splits_deterministic",
+            "splits of two equal instances",
+            "identical ids in the same order",
+            "different ids",
+        )
 
 
 def _check_labels(dataset: Dataset, batch: Batch, info: DatasetInfo, n: int) -> None:
     name, labels, k = "check_dataset_load", batch.labels, info.num_outputs
     if info.task is Task.MULTICLASS:
         if labels.dtype != torch.int64 or shape(labels) != (n,):
-            fail(dataset, name, "multi-class labels", f"int64 ({n},)", f"{labels.dtype} {shape(labels)}")
+            fail(
+                dataset,
+                name,
+                "multi-class labels",
+                f"int64 ({n},)",
+                f"{labels.dtype} {shape(labels)}",
+            )
         if n and not bool(((labels >= 0) & (labels < k)).all()):
             fail(dataset, name, "multi-class labels", f"class indices in [0, {k})", labels.tolist())
     else:
         if labels.dtype != torch.int64 or shape(labels) != (n, k):
-            fail(dataset, name, "multi-label labels", f"int64 ({n}, {k})", f"{labels.dtype} {shape(labels)}")
+            fail(
+                dataset,
+                name,
+                "multi-label labels",
+                f"int64 ({n}, {k})",
+                f"{labels.dtype} {shape(labels)}",
+            )
         if not bool(torch.isin(labels, _STATES).all()):
-            fail(dataset, name, "multi-label labels", "CheXpert states 1 / 0 / -1 / -2",
-                 sorted(set(labels.flatten().tolist())))
+            fail(
+                dataset,
+                name,
+                "multi-label labels",
+                "CheXpert states 1 / 0 / -1 / -2",
+                sorted(set(labels.flatten().tolist())),
+            )
 
 
 def _check_field(
@@ -97,7 +149,13 @@ def _check_field(
     if not isinstance(value, torch.Tensor):
         fail(dataset, "check_dataset_load", what, f"{dtype} {expected}", type(value).__name__)
     if value.dtype != dtype or shape(value) != expected:
-        fail(dataset, "check_dataset_load", what, f"{dtype} {expected}", f"{value.dtype} {shape(value)}")
+        fail(
+            dataset,
+            "check_dataset_load",
+            what,
+            f"{dtype} {expected}",
+            f"{value.dtype} {shape(value)}",
+        )
     return value
 
 
@@ -106,31 +164,53 @@ def _check_inputs(dataset: Dataset, batch: Batch, info: DatasetInfo, n: int) -> 
     if info.modality in _IMAGE:
         images = batch.images
         if images is None or images.dim() != 4 or not images.is_floating_point():
-            fail(dataset, name, "images", "a float (N, C, H, W) tensor", None if images is None else
-                 f"{images.dtype} {shape(images)}")
+            fail(
+                dataset,
+                name,
+                "images",
+                "a float (N, C, H, W) tensor",
+                None if images is None else f"{images.dtype} {shape(images)}",
+            )
         hw = tuple(images.shape[-2:]) if info.image_size is None else tuple(info.image_size)
         _check_field(dataset, "images", images, images.dtype, (n, info.channels, *hw))
         if not bool(torch.isfinite(images).all()):
             fail(dataset, name, "images", "finite pixel values", "NaN or inf")
     if info.modality in _TEXT:
         tokens = batch.tokens
-        length = info.seq_len or (tokens.shape[-1] if tokens is not None and tokens.dim() == 2 else -1)
+        length = info.seq_len or (
+            tokens.shape[-1] if tokens is not None and tokens.dim() == 2 else -1
+        )
         tokens = _check_field(dataset, "tokens", tokens, torch.int64, (n, length))
         if info.vocab_size and n and not bool(((tokens >= 0) & (tokens < info.vocab_size)).all()):
-            fail(dataset, name, "token ids", f"ids in [0, {info.vocab_size})",
-                 (int(tokens.min()), int(tokens.max())))
-    if batch.texts is not None and (len(batch.texts) != n or not all(isinstance(t, str) for t in batch.texts)):
+            fail(
+                dataset,
+                name,
+                "token ids",
+                f"ids in [0, {info.vocab_size})",
+                (int(tokens.min()), int(tokens.max())),
+            )
+    if batch.texts is not None and (
+        len(batch.texts) != n or not all(isinstance(t, str) for t in batch.texts)
+    ):
         fail(dataset, name, "texts", f"{n} strings", repr(batch.texts)[:80])
 
 
 def _check_ground_truth(dataset: Dataset, batch: Batch, info: DatasetInfo, n: int) -> None:
     name, k = "check_dataset_load", info.num_outputs
-    for field, need in (("masks", Provides.MASKS), ("rationales", Provides.RATIONALES),
-                        ("references", Provides.REFERENCES)):
+    for field, need in (
+        ("masks", Provides.MASKS),
+        ("rationales", Provides.RATIONALES),
+        ("references", Provides.REFERENCES),
+    ):
         present = getattr(batch, field) is not None
         if present != (need in info.provides):
-            fail(dataset, name, f"batch.{field}", f"present exactly when info().provides has "
-                 f"{need.value!r}", "present" if present else "missing")
+            fail(
+                dataset,
+                name,
+                f"batch.{field}",
+                f"present exactly when info().provides has {need.value!r}",
+                "present" if present else "missing",
+            )
     if batch.masks is not None:
         hw = tuple(batch.images.shape[-2:]) if batch.images is not None else (-1, -1)
         _check_field(dataset, "masks", batch.masks, torch.bool, (n, k, *hw))
@@ -143,8 +223,13 @@ def _check_ground_truth(dataset: Dataset, batch: Batch, info: DatasetInfo, n: in
             for r in batch.references
         )
         if not ok:
-            fail(dataset, name, "references", f"{n} non-empty tuples of sentences",
-                 repr(batch.references)[:80])
+            fail(
+                dataset,
+                name,
+                "references",
+                f"{n} non-empty tuples of sentences",
+                repr(batch.references)[:80],
+            )
 
 
 def check_dataset_load(dataset: Dataset) -> None:
@@ -154,7 +239,9 @@ def check_dataset_load(dataset: Dataset) -> None:
     ids = sample_ids(dataset)
     batch = dataset.load(ids)
     if not isinstance(batch, Batch) or tuple(batch.ids) != tuple(ids):
-        fail(dataset, "check_dataset_load", "load(ids).ids", tuple(ids), getattr(batch, "ids", batch))
+        fail(
+            dataset, "check_dataset_load", "load(ids).ids", tuple(ids), getattr(batch, "ids", batch)
+        )
     n = len(ids)
     _check_labels(dataset, batch, info, n)
     _check_inputs(dataset, batch, info, n)
@@ -164,7 +251,16 @@ def check_dataset_load(dataset: Dataset) -> None:
 def batch_differences(a: Batch, b: Batch) -> list[str]:
     """Return the names of the fields in which two batches differ."""
     out = []
-    for field in ("ids", "labels", "images", "tokens", "masks", "rationales", "texts", "references"):
+    for field in (
+        "ids",
+        "labels",
+        "images",
+        "tokens",
+        "masks",
+        "rationales",
+        "texts",
+        "references",
+    ):
         x, y = getattr(a, field), getattr(b, field)
         if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
             same = x.shape == y.shape and bool(torch.equal(x, y))
@@ -183,20 +279,30 @@ def check_dataset_load_order(dataset: Dataset) -> None:
     backward = dataset.load(ids[::-1])
     diff = batch_differences(forward.index(list(range(len(ids)))[::-1]), backward)
     if diff:
-        fail(dataset, "check_dataset_load_order", "load(reversed ids)",
-             "the rows of load(ids) reversed", f"different {', '.join(diff)}")
+        fail(
+            dataset,
+            "check_dataset_load_order",
+            "load(reversed ids)",
+            "the rows of load(ids) reversed",
+            f"different {', '.join(diff)}",
+        )
 
 
 def check_dataset_load_deterministic(dataset: Dataset) -> None:
-    """Loading the same ids twice, or from a fresh equal instance, gives identical batches."""
+    """Check that loading the same ids twice, or from an equal instance, gives equal batches."""
     ids = sample_ids(dataset)
     first = dataset.clone()
     diff = batch_differences(first.load(ids), first.load(ids)) or batch_differences(
         first.load(ids), dataset.clone().load(ids)
     )
     if diff:
-        fail(dataset, "check_dataset_load_deterministic", "two loads of the same ids",
-             "identical batches", f"different {', '.join(diff)}")
+        fail(
+            dataset,
+            "check_dataset_load_deterministic",
+            "two loads of the same ids",
+            "identical batches",
+            f"different {', '.join(diff)}",
+        )
 
 
 def checks(dataset: Dataset) -> Iterator[tuple[str, Check]]:

@@ -14,8 +14,9 @@ from harness.contracts import (
     Modality,
     Output,
 )
-from harness.testing._common import Check, close, fail, same_state, seeded, snapshot
+from harness.testing._common import Check, close, fail
 from harness.testing._setups import ExplainerSetup, explainer_setup
+from harness.testing._state import same_state, seeded, snapshot
 
 _ORDER = (Modality.IMAGE, Modality.TEXT, Modality.IMAGE_TEXT)
 
@@ -45,11 +46,15 @@ def _run(
         )
 
 
-def _differences(a: Attribution, b: Attribution, *, rtol: float = 1e-5, atol: float = 1e-6) -> list[str]:
+def _differences(
+    a: Attribution, b: Attribution, *, rtol: float = 1e-5, atol: float = 1e-6
+) -> list[str]:
     out = []
     for field in ("pixels", "tokens"):
         x, y = getattr(a, field), getattr(b, field)
-        if (x is None) != (y is None) or (x is not None and y is not None and not close(x, y, rtol=rtol, atol=atol)):
+        if (x is None) != (y is None) or (
+            x is not None and y is not None and not close(x, y, rtol=rtol, atol=atol)
+        ):
             out.append(field)
     if a.sentences != b.sentences:
         out.append("sentences")
@@ -57,21 +62,37 @@ def _differences(a: Attribution, b: Attribution, *, rtol: float = 1e-5, atol: fl
 
 
 def check_explainer_output(explainer: Explainer) -> None:
-    """On every modality it declares: only declared outputs, finite, one row per row, on the model's device."""
+    """Check declared outputs only, one finite row per row, on the model's device, per modality."""
     name = "check_explainer_output"
     declared = explainer.get_tags().output
     for modality in modalities(explainer):
         setup = _setup(explainer, modality)
         out = _run(explainer.clone(), setup)
         where = f"on {modality.value} data"
-        returned = {Output.PIXEL: out.pixels, Output.TOKEN: out.tokens, Output.SENTENCE: out.sentences}
+        returned = {
+            Output.PIXEL: out.pixels,
+            Output.TOKEN: out.tokens,
+            Output.SENTENCE: out.sentences,
+        }
         extra = sorted(k.value for k, v in returned.items() if v is not None and k not in declared)
         if extra:
-            fail(explainer, name, f"outputs {where}", f"only tags.output {sorted(o.value for o in declared)}", extra)
+            fail(
+                explainer,
+                name,
+                f"outputs {where}",
+                f"only tags.output {sorted(o.value for o in declared)}",
+                extra,
+            )
         if Output.SENTENCE in declared and (
             out.sentences is None or not all(isinstance(s, str) and s for s in out.sentences)
         ):
-            fail(explainer, name, f"sentences {where}", f"{len(setup.batch)} non-empty strings", out.sentences)
+            fail(
+                explainer,
+                name,
+                f"sentences {where}",
+                f"{len(setup.batch)} non-empty strings",
+                out.sentences,
+            )
         for field in ("pixels", "tokens"):
             value = getattr(out, field)
             if value is not None and value.device != setup.model.device:
@@ -79,34 +100,54 @@ def check_explainer_output(explainer: Explainer) -> None:
 
 
 def check_explainer_deterministic(explainer: Explainer) -> None:
-    """An explainer tagged deterministic gives the same output whatever the RNG state."""
+    """Check that an explainer tagged deterministic ignores the RNG state."""
     setup = _setup(explainer)
-    diff = _differences(_run(explainer.clone(), setup, seed=1), _run(explainer.clone(), setup, seed=2))
+    diff = _differences(
+        _run(explainer.clone(), setup, seed=1), _run(explainer.clone(), setup, seed=2)
+    )
     if diff:
-        fail(explainer, "check_explainer_deterministic", "outputs under two different seeds",
-             "identical outputs (tags.deterministic is True)", f"different {', '.join(diff)}")
+        fail(
+            explainer,
+            "check_explainer_deterministic",
+            "outputs under two different seeds",
+            "identical outputs (tags.deterministic is True)",
+            f"different {', '.join(diff)}",
+        )
 
 
 def check_explainer_reproducible(explainer: Explainer) -> None:
     """Under the same global seed (as the runner sets it), two runs give identical outputs."""
     setup = _setup(explainer)
-    diff = _differences(_run(explainer.clone(), setup, seed=7), _run(explainer.clone(), setup, seed=7))
+    diff = _differences(
+        _run(explainer.clone(), setup, seed=7), _run(explainer.clone(), setup, seed=7)
+    )
     if diff:
-        fail(explainer, "check_explainer_reproducible", "outputs of two runs after the same seed",
-             "identical outputs (use torch's global RNG or a seed parameter)", f"different {', '.join(diff)}")
+        fail(
+            explainer,
+            "check_explainer_reproducible",
+            "outputs of two runs after the same seed",
+            "identical outputs (use torch's global RNG or a seed parameter)",
+            f"different {', '.join(diff)}",
+        )
 
 
 def check_explainer_batch_independence(explainer: Explainer) -> None:
-    """A row explained alone gets the same output as within its batch."""
+    """Check that a row explained alone gets the same output as within its batch."""
     setup = _setup(explainer)
     together = _run(explainer.clone(), setup)
     for i in range(len(setup.batch)):
-        alone = _run(explainer.clone(), setup, batch=setup.batch.index([i]), targets=setup.targets[i : i + 1])
+        alone = _run(
+            explainer.clone(), setup, batch=setup.batch.index([i]), targets=setup.targets[i : i + 1]
+        )
         diff = _differences(together.index([i]), alone, rtol=1e-4, atol=1e-5)
         if diff:
-            fail(explainer, "check_explainer_batch_independence", f"row {i} explained alone",
-                 "the same output as within the batch (normalise per row, not per batch)",
-                 f"different {', '.join(diff)}")
+            fail(
+                explainer,
+                "check_explainer_batch_independence",
+                f"row {i} explained alone",
+                "the same output as within the batch (normalise per row, not per batch)",
+                f"different {', '.join(diff)}",
+            )
 
 
 def check_explainer_target_sensitivity(explainer: Explainer) -> None:
@@ -115,10 +156,18 @@ def check_explainer_target_sensitivity(explainer: Explainer) -> None:
     with torch.no_grad():
         k = setup.model.logits(setup.batch).shape[1]
     other = (setup.targets + 1) % k
-    a, b = _run(explainer.clone(), setup, seed=3), _run(explainer.clone(), setup, seed=3, targets=other)
+    a, b = (
+        _run(explainer.clone(), setup, seed=3),
+        _run(explainer.clone(), setup, seed=3, targets=other),
+    )
     if not _differences(a, b, rtol=1e-4, atol=1e-6):
-        fail(explainer, "check_explainer_target_sensitivity", "outputs for two different targets",
-             "different outputs", "the same output for every target")
+        fail(
+            explainer,
+            "check_explainer_target_sensitivity",
+            "outputs for two different targets",
+            "different outputs",
+            "the same output for every target",
+        )
 
 
 def check_explainer_does_not_mutate(explainer: Explainer) -> None:
@@ -130,9 +179,26 @@ def check_explainer_does_not_mutate(explainer: Explainer) -> None:
         after = snapshot(setup.model, setup.batch)
         changed = [k for k in before if not same_state(before[k], after[k])]
         if changed:
-            fail(explainer, "check_explainer_does_not_mutate", f"model and batch on {modality.value} data",
-                 "unchanged (restore modes, remove hooks, never write into inputs)",
-                 f"changed {', '.join(changed)}")
+            fail(
+                explainer,
+                "check_explainer_does_not_mutate",
+                f"model and batch on {modality.value} data",
+                "unchanged (restore modes, remove hooks, never write into inputs)",
+                f"changed {', '.join(changed)}",
+            )
+
+
+def target_blind(explainer: Explainer) -> bool:
+    """Return True for explainers that ignore the target by design.
+
+    Controls (the ``control.`` namespace: random maps, edge detectors) and
+    explainers whose tags set ``target_sensitive=False`` (when the contract
+    offers that field) are exempt from the target-sensitivity check.
+    """
+    namespace = explainer.name.partition(".")[0]
+    return (
+        namespace == "control" or getattr(explainer.get_tags(), "target_sensitive", True) is False
+    )
 
 
 def checks(explainer: Explainer) -> Iterator[tuple[str, Check]]:
@@ -140,6 +206,8 @@ def checks(explainer: Explainer) -> Iterator[tuple[str, Check]]:
     selected = [check_explainer_output, check_explainer_reproducible]
     if explainer.get_tags().deterministic:
         selected += [check_explainer_deterministic, check_explainer_batch_independence]
-    selected += [check_explainer_target_sensitivity, check_explainer_does_not_mutate]
+    if not target_blind(explainer):
+        selected.append(check_explainer_target_sensitivity)
+    selected.append(check_explainer_does_not_mutate)
     for check in selected:
         yield check.__name__, check  # type: ignore[misc]

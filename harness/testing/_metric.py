@@ -1,7 +1,8 @@
-"""Metric checks: declarations, values within bounds, direction, determinism, needs, no side effects."""
+"""Metric checks: declarations, bounds, direction, determinism, needs, no side effects."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,32 +20,44 @@ from harness.contracts import (
     Scores,
 )
 from harness.errors import CapabilityError
-from harness.testing._common import Check, close, fail, same_state, seeded, snapshot
+from harness.testing._common import Check, close, fail
 from harness.testing._setups import (
     MetricSetup,
     classification_inputs,
     generation_inputs,
     metric_setup,
 )
+from harness.testing._state import same_state, seeded, snapshot
 
 _BASES = (Metric, ClassificationMetric, GenerationMetric, ExplanationMetric)
-_CORPUS_KINDS = {ClassificationMetric: MetricKind.CLASSIFICATION, GenerationMetric: MetricKind.TEXT_GENERATION}
+_CORPUS_KINDS = {
+    ClassificationMetric: MetricKind.CLASSIFICATION,
+    GenerationMetric: MetricKind.TEXT_GENERATION,
+}
 
 
 def _within(metric: Metric, check: str, what: str, value: float) -> None:
     if not math.isfinite(value):
         fail(metric, check, what, "a finite number", value)
-    if metric.bounds is not None and not metric.bounds[0] - 1e-9 <= value <= metric.bounds[1] + 1e-9:
+    if (
+        metric.bounds is not None
+        and not metric.bounds[0] - 1e-9 <= value <= metric.bounds[1] + 1e-9
+    ):
         fail(metric, check, what, f"a value within bounds {metric.bounds}", value)
 
 
 def check_metric_declarations(metric: Metric) -> None:
-    """``higher_is_better`` is declared by the plugin, ``bounds`` is sane, ``tags.kind`` fits the base."""
+    """Check ``higher_is_better`` is declared, ``bounds`` sane, ``tags.kind`` fitting the base."""
     name = "check_metric_declarations"
     owner = next(c for c in type(metric).__mro__ if "higher_is_better" in vars(c))
     if owner in _BASES or not isinstance(metric.higher_is_better, bool):
-        fail(metric, name, "higher_is_better", "a bool declared on the plugin class",
-             f"{metric.higher_is_better!r} inherited from {owner.__name__}")
+        fail(
+            metric,
+            name,
+            "higher_is_better",
+            "a bool declared on the plugin class",
+            f"{metric.higher_is_better!r} inherited from {owner.__name__}",
+        )
     bounds = metric.bounds
     if bounds is not None and not (
         isinstance(bounds, tuple) and len(bounds) == 2
@@ -57,10 +70,17 @@ def check_metric_declarations(metric: Metric) -> None:
         if isinstance(metric, base) and kind is not expected:
             fail(metric, name, "tags.kind", expected.value, kind.value)
     if isinstance(metric, ExplanationMetric) and kind in _CORPUS_KINDS.values():
-        fail(metric, name, "tags.kind of an explanation metric", "an explanation family", kind.value)
+        fail(
+            metric, name, "tags.kind of an explanation metric", "an explanation family", kind.value
+        )
     if not isinstance(metric, ClassificationMetric | GenerationMetric | ExplanationMetric):
-        fail(metric, name, "base class", "ClassificationMetric, GenerationMetric or ExplanationMetric",
-             type(metric).__mro__[1].__name__)
+        fail(
+            metric,
+            name,
+            "base class",
+            "ClassificationMetric, GenerationMetric or ExplanationMetric",
+            type(metric).__mro__[1].__name__,
+        )
 
 
 def check_classification_metric_values(metric: ClassificationMetric) -> None:
@@ -71,7 +91,9 @@ def check_classification_metric_values(metric: ClassificationMetric) -> None:
         first = metric.clone().compute(data.labels, data.probs, task)
         _within(metric, name, f"compute() on {task.value} fixtures", first)
         if metric.clone().compute(data.labels, data.probs, task) != first:
-            fail(metric, name, f"compute() repeated on {task.value} fixtures", first, "another value")
+            fail(
+                metric, name, f"compute() repeated on {task.value} fixtures", first, "another value"
+            )
 
 
 def check_classification_metric_direction(metric: ClassificationMetric) -> None:
@@ -81,10 +103,14 @@ def check_classification_metric_direction(metric: ClassificationMetric) -> None:
         good = metric.clone().compute(data.labels, data.perfect, task)
         bad = metric.clone().compute(data.labels, data.inverted, task)
         if (good > bad) != metric.higher_is_better or good == bad:
-            fail(metric, "check_classification_metric_direction",
-                 f"perfect vs inverted predictions on {task.value} fixtures",
-                 f"perfect {'higher' if metric.higher_is_better else 'lower'} (higher_is_better="
-                 f"{metric.higher_is_better})", f"{good} vs {bad}")
+            fail(
+                metric,
+                "check_classification_metric_direction",
+                f"perfect vs inverted predictions on {task.value} fixtures",
+                f"perfect {'higher' if metric.higher_is_better else 'lower'} (higher_is_better="
+                f"{metric.higher_is_better})",
+                f"{good} vs {bad}",
+            )
 
 
 def check_generation_metric_values(metric: GenerationMetric) -> None:
@@ -98,12 +124,20 @@ def check_generation_metric_values(metric: GenerationMetric) -> None:
     if metric.clone().compute(data.perfect, data.references) != good:
         fail(metric, name, "compute() repeated", good, "another value")
     if (good > bad) != metric.higher_is_better or good == bad:
-        fail(metric, name, "perfect vs unrelated sentences",
-             f"perfect {'higher' if metric.higher_is_better else 'lower'}", f"{good} vs {bad}")
+        fail(
+            metric,
+            name,
+            "perfect vs unrelated sentences",
+            f"perfect {'higher' if metric.higher_is_better else 'lower'}",
+            f"{good} vs {bad}",
+        )
 
 
-def _score(metric: ExplanationMetric, setup: MetricSetup, *, seed: int = 0, **change: Any) -> Scores:
+def _score(
+    metric: ExplanationMetric, setup: MetricSetup, *, seed: int = 0, **change: Any
+) -> Scores:
     inputs: dict[str, Any] = {
+        "model": setup.model,
         "batch": setup.batch,
         "targets": setup.targets,
         "attribution": setup.attribution,
@@ -112,7 +146,7 @@ def _score(metric: ExplanationMetric, setup: MetricSetup, *, seed: int = 0, **ch
     inputs.update(change)
     with seeded(seed):
         return metric.clone().evaluate(
-            setup.model, inputs["batch"], inputs["targets"], inputs["attribution"],
+            inputs["model"], inputs["batch"], inputs["targets"], inputs["attribution"],
             explainer=inputs["explainer"],
         )  # fmt: skip
 
@@ -133,12 +167,17 @@ def check_metric_scores(metric: ExplanationMetric) -> None:
 
 
 def check_metric_deterministic(metric: ExplanationMetric) -> None:
-    """A metric tagged deterministic scores the same whatever the RNG state."""
+    """Check that a metric tagged deterministic scores the same whatever the RNG state."""
     setup = metric_setup(metric)
     a, b = _score(metric, setup, seed=1).values, _score(metric, setup, seed=2).values
     if not close(a, b, rtol=1e-6, atol=1e-9):
-        fail(metric, "check_metric_deterministic", "scores under two different seeds",
-             "identical scores (tags.deterministic is True)", f"{a.tolist()} vs {b.tolist()}")
+        fail(
+            metric,
+            "check_metric_deterministic",
+            "scores under two different seeds",
+            "identical scores (tags.deterministic is True)",
+            f"{a.tolist()} vs {b.tolist()}",
+        )
 
 
 def check_metric_reproducible(metric: ExplanationMetric) -> None:
@@ -146,38 +185,63 @@ def check_metric_reproducible(metric: ExplanationMetric) -> None:
     setup = metric_setup(metric)
     a, b = _score(metric, setup, seed=7).values, _score(metric, setup, seed=7).values
     if not close(a, b, rtol=1e-6, atol=1e-9):
-        fail(metric, "check_metric_reproducible", "scores of two runs after the same seed",
-             "identical scores", f"{a.tolist()} vs {b.tolist()}")
+        fail(
+            metric,
+            "check_metric_reproducible",
+            "scores of two runs after the same seed",
+            "identical scores",
+            f"{a.tolist()} vs {b.tolist()}",
+        )
 
 
 def check_metric_batch_independence(metric: ExplanationMetric) -> None:
-    """A row scored alone gets the score it gets within its batch."""
+    """Check that a row scored alone gets the score it gets within its batch."""
     setup = metric_setup(metric)
     together = _score(metric, setup).values
     for i in range(len(setup.batch)):
-        alone = _score(metric, setup, batch=setup.batch.index([i]), targets=setup.targets[i : i + 1],
-                       attribution=setup.attribution.index([i])).values
+        alone = _score(
+            metric,
+            setup,
+            batch=setup.batch.index([i]),
+            targets=setup.targets[i : i + 1],
+            attribution=setup.attribution.index([i]),
+        ).values
         if not close(together[i : i + 1], alone, rtol=1e-4, atol=1e-6):
-            fail(metric, "check_metric_batch_independence", f"row {i} scored alone",
-                 f"{float(together[i])} as within the batch (normalise per row)", float(alone[0]))
+            fail(
+                metric,
+                "check_metric_batch_independence",
+                f"row {i} scored alone",
+                f"{float(together[i])} as within the batch (normalise per row)",
+                float(alone[0]),
+            )
 
 
 def _stripped(setup: MetricSetup) -> Iterator[tuple[Need, str, dict[str, Any]]]:
     batch, attribution = setup.batch, setup.attribution
-    for need, field in ((Need.MASKS, "masks"), (Need.RATIONALES, "rationales"),
-                        (Need.REFERENCES, "references")):
+    for need, field, without in (
+        (Need.MASKS, "masks", replace(batch, masks=None)),
+        (Need.RATIONALES, "rationales", replace(batch, rationales=None)),
+        (Need.REFERENCES, "references", replace(batch, references=None)),
+    ):
         if getattr(batch, field) is not None:
-            yield need, f"batch.{field}", {"batch": replace(batch, **{field: None})}
-    present = [f for f in ("pixels", "tokens", "sentences") if getattr(attribution, f) is not None]
-    needs = {"pixels": Need.PIXEL_ATTRIBUTIONS, "tokens": Need.TOKEN_ATTRIBUTIONS,
-             "sentences": Need.SENTENCES}
-    for field in present if len(present) > 1 else []:
-        yield needs[field], f"attribution.{field}", {"attribution": replace(attribution, **{field: None})}
+            yield need, f"batch.{field}", {"batch": without}
+    present = [
+        (Need.PIXEL_ATTRIBUTIONS, "pixels", replace(attribution, pixels=None)),
+        (Need.TOKEN_ATTRIBUTIONS, "tokens", replace(attribution, tokens=None)),
+        (Need.SENTENCES, "sentences", replace(attribution, sentences=None)),
+    ]
+    present = [p for p in present if getattr(attribution, p[1]) is not None]
+    for need, field, without_field in present if len(present) > 1 else []:
+        yield need, f"attribution.{field}", {"attribution": without_field}
     yield Need.EXPLAINER, "the explainer", {"explainer": None}
+    if setup.model.label_randomised is not None:
+        alone = copy.copy(setup.model)
+        alone.label_randomised = None
+        yield Need.LABEL_RANDOMISED_MODEL, "model.label_randomised", {"model": alone}
 
 
 def check_metric_needs_declared(metric: ExplanationMetric) -> None:
-    """Without an input it declares, CapabilityError; without one it does not declare, it still runs."""
+    """Check a missing declared input raises CapabilityError and undeclared inputs go unused."""
     name = "check_metric_needs_declared"
     setup = metric_setup(metric)
     needs = metric.get_tags().needs
@@ -186,25 +250,47 @@ def check_metric_needs_declared(metric: ExplanationMetric) -> None:
             _score(metric, setup, **change)
         except CapabilityError:
             if need not in needs:
-                fail(metric, name, f"scoring without {what}", f"scores (Need.{need.name} is not "
-                     "declared)", "CapabilityError")
+                fail(
+                    metric,
+                    name,
+                    f"scoring without {what}",
+                    f"scores (Need.{need.name} is not declared)",
+                    "CapabilityError",
+                )
             continue
         except Exception as exc:  # noqa: BLE001 - any other failure means an undeclared need
             if need in needs:
-                fail(metric, name, f"scoring without {what}", f"CapabilityError (declared Need."
-                     f"{need.name})", f"{type(exc).__name__}: {exc}")
-            fail(metric, name, f"scoring without {what}", f"scores, or declare Need.{need.name}",
-                 f"{type(exc).__name__}: {exc}")
+                fail(
+                    metric,
+                    name,
+                    f"scoring without {what}",
+                    f"CapabilityError (declared Need.{need.name})",
+                    f"{type(exc).__name__}: {exc}",
+                )
+            fail(
+                metric,
+                name,
+                f"scoring without {what}",
+                f"scores, or declare Need.{need.name}",
+                f"{type(exc).__name__}: {exc}",
+            )
         if need in needs:
-            fail(metric, name, f"scoring without {what}", f"CapabilityError (declared Need.{need.name})",
-                 "scores")
+            fail(
+                metric,
+                name,
+                f"scoring without {what}",
+                f"CapabilityError (declared Need.{need.name})",
+                "scores",
+            )
 
 
 def check_metric_does_not_mutate(metric: ExplanationMetric) -> None:
     """Scoring leaves the model (weights, modes, hooks, logits), batch and attribution unchanged."""
     setup = metric_setup(metric)
     before = snapshot(setup.model, setup.batch)
-    attribution = [t.clone() for t in (setup.attribution.pixels, setup.attribution.tokens) if t is not None]
+    attribution = [
+        t.clone() for t in (setup.attribution.pixels, setup.attribution.tokens) if t is not None
+    ]
     _score(metric, setup)
     after = snapshot(setup.model, setup.batch)
     changed = [k for k in before if not same_state(before[k], after[k])]
@@ -212,8 +298,13 @@ def check_metric_does_not_mutate(metric: ExplanationMetric) -> None:
     if not same_state(attribution, now):
         changed.append("attribution")
     if changed:
-        fail(metric, "check_metric_does_not_mutate", "model, batch and attribution after scoring",
-             "unchanged (randomise copies, perturb clones)", f"changed {', '.join(changed)}")
+        fail(
+            metric,
+            "check_metric_does_not_mutate",
+            "model, batch and attribution after scoring",
+            "unchanged (randomise copies, perturb clones)",
+            f"changed {', '.join(changed)}",
+        )
 
 
 def checks(metric: Metric) -> Iterator[tuple[str, Check]]:
@@ -230,4 +321,3 @@ def checks(metric: Metric) -> Iterator[tuple[str, Check]]:
         selected += [check_metric_needs_declared, check_metric_does_not_mutate]
     for check in selected:
         yield check.__name__, check
-

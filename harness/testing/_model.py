@@ -31,12 +31,19 @@ def combos(model: Model) -> list[tuple[Modality, Task]]:
     tags = model.get_tags()
     found = fixture_combos(tags.modalities, tags.tasks)
     if not found:
-        fail(model, "fixtures", "tags.modalities x tags.tasks", "a pair with a fixture dataset",
-             sorted((m.value, t.value) for m in tags.modalities for t in tags.tasks))
+        fail(
+            model,
+            "fixtures",
+            "tags.modalities x tags.tasks",
+            "a pair with a fixture dataset",
+            sorted((m.value, t.value) for m in tags.modalities for t in tags.tasks),
+        )
     return found
 
 
-def built(model: Model, modality: Modality, task: Task, *, fresh: bool = False) -> tuple[Model, Dataset]:
+def built(
+    model: Model, modality: Modality, task: Task, *, fresh: bool = False
+) -> tuple[Model, Dataset]:
     """Return a clone of ``model`` built on the fixture dataset, on the fixture device.
 
     Building large architectures is slow, so the last prototype is kept and
@@ -77,7 +84,13 @@ def check_model_predict(model: Model) -> None:
             logits = instance.logits(batch)
         n, k = len(batch), info.num_outputs
         if shape(logits) != (n, k) or not logits.is_floating_point():
-            fail(model, name, f"logits {where}", f"float ({n}, {k})", f"{logits.dtype} {shape(logits)}")
+            fail(
+                model,
+                name,
+                f"logits {where}",
+                f"float ({n}, {k})",
+                f"{logits.dtype} {shape(logits)}",
+            )
         if logits.device != instance.device:
             fail(model, name, f"logits device {where}", instance.device, logits.device)
         probs = instance.predict_proba(batch)
@@ -94,8 +107,13 @@ def check_model_batch_independence(model: Model) -> None:
         together = instance.logits(batch)
         alone = torch.cat([instance.logits(batch.index([i])) for i in range(len(batch))])
     if not close(together, alone, atol=1e-5):
-        fail(model, "check_model_batch_independence", "logits of rows scored alone",
-             "the rows scored in one batch", f"a max difference of {float((together - alone).abs().max()):.3g}")
+        fail(
+            model,
+            "check_model_batch_independence",
+            "logits of rows scored alone",
+            "the rows scored in one batch",
+            f"a max difference of {float((together - alone).abs().max()):.3g}",
+        )
 
 
 def _state_copy(model: Model, check: str) -> dict[str, Tensor]:
@@ -107,10 +125,15 @@ def _state_copy(model: Model, check: str) -> dict[str, Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
+def quick(model: Model) -> Model:
+    """Return ``model`` with ``epochs=1`` when it has that parameter (no need to converge)."""
+    return model.clone().set_params(epochs=1) if "epochs" in model.param_names() else model
+
+
 def check_model_fit(model: Model) -> None:
-    """``fit`` on a tiny fixture dataset runs, changes the state and leaves predictions repeatable."""
+    """Check that ``fit`` on a tiny dataset runs, changes the state, leaves logits repeatable."""
     name = "check_model_fit"
-    instance, dataset, batch = _primary(model)
+    instance, dataset, batch = _primary(quick(model))
     before = _state_copy(instance, name)
     instance.fit(dataset, dataset.splits()["train"], FitContext(device=device(), seed=0))
     after = _state_copy(instance, name)
@@ -120,8 +143,13 @@ def check_model_fit(model: Model) -> None:
     with torch.no_grad():
         first, second = instance.logits(batch), instance.logits(batch)
     if not bool(torch.isfinite(first).all()) or not torch.equal(first, second):
-        fail(model, name, "logits after fit", "finite and identical on a repeat (eval mode)",
-             "NaN or different values")
+        fail(
+            model,
+            name,
+            "logits after fit",
+            "finite and identical on a repeat (eval mode)",
+            "NaN or different values",
+        )
 
 
 def check_model_state_round_trip(model: Model) -> None:
@@ -130,6 +158,8 @@ def check_model_state_round_trip(model: Model) -> None:
     instance, dataset, batch = _primary(model)
     state = _state_copy(instance, name)
     if not state:
+        if "epochs" in instance.param_names():
+            instance.set_params(epochs=1)
         instance.fit(dataset, dataset.splits()["train"], FitContext(device=device(), seed=0))
         state = _state_copy(instance, name)
     buffer = io.BytesIO()
@@ -143,12 +173,17 @@ def check_model_state_round_trip(model: Model) -> None:
     with torch.no_grad():
         want, got = instance.logits(batch), other.logits(batch)
     if not close(want, got, rtol=1e-5, atol=1e-6):
-        fail(model, name, "logits after a checkpoint round trip", "the original logits",
-             f"a max difference of {float((want - got).abs().max()):.3g}")
+        fail(
+            model,
+            name,
+            "logits after a checkpoint round trip",
+            "the original logits",
+            f"a max difference of {float((want - got).abs().max()):.3g}",
+        )
 
 
 def check_model_differentiable(model: Model) -> None:
-    """A model tagged differentiable gives finite, non-zero gradients (w.r.t. images if any)."""
+    """Check for finite, non-zero gradients (w.r.t. images if any) when tagged differentiable."""
     name = "check_model_differentiable"
     instance, _, batch = _primary(model)
     if batch.images is None:
@@ -166,11 +201,15 @@ def check_model_differentiable(model: Model) -> None:
 
 
 def check_model_target_layer(model: Model) -> None:
-    """The tagged target layer is a submodule producing (N, C, h, w) activations."""
+    """Check that the tagged target layer is a submodule with (N, C, h, w) activations."""
     name = "check_model_target_layer"
     instance, _, batch = _primary(model)
-    if not isinstance(instance, SupportsTargetLayer) or not isinstance(instance, SupportsTorchModule):
-        fail(model, name, "model", "module and target_layer() (tags.target_layer is set)", "neither")
+    if not isinstance(instance, SupportsTargetLayer) or not isinstance(
+        instance, SupportsTorchModule
+    ):
+        fail(
+            model, name, "model", "module and target_layer() (tags.target_layer is set)", "neither"
+        )
     layer = instance.target_layer()
     if not isinstance(layer, nn.Module) or not any(m is layer for m in instance.module.modules()):
         fail(model, name, "target_layer()", "a submodule of model.module", type(layer).__name__)
@@ -181,7 +220,12 @@ def check_model_target_layer(model: Model) -> None:
             instance.logits(batch)
     finally:
         handle.remove()
-    if not seen or not isinstance(seen[0], Tensor) or seen[0].dim() != 4 or seen[0].shape[0] != len(batch):
+    if (
+        not seen
+        or not isinstance(seen[0], Tensor)
+        or seen[0].dim() != 4
+        or seen[0].shape[0] != len(batch)
+    ):
         got = shape(seen[0]) if seen and isinstance(seen[0], Tensor) else "no tensor output"
         fail(model, name, "target layer activations", f"({len(batch)}, C, h, w)", got)
 
@@ -190,15 +234,30 @@ def check_model_randomisable_layers(model: Model) -> None:
     """``randomisable_layers()`` lists named submodules whose reset changes the logits."""
     name = "check_model_randomisable_layers"
     instance, _, batch = _primary(model)
-    if not isinstance(instance, SupportsRandomisation) or not isinstance(instance, SupportsTorchModule):
-        fail(model, name, "model", "module and randomisable_layers() (tagged randomisable)", "neither")
+    if not isinstance(instance, SupportsRandomisation) or not isinstance(
+        instance, SupportsTorchModule
+    ):
+        fail(
+            model,
+            name,
+            "model",
+            "module and randomisable_layers() (tagged randomisable)",
+            "neither",
+        )
     layers = instance.randomisable_layers()
     if not layers:
         fail(model, name, "randomisable_layers()", "at least one layer", "an empty list")
     for layer_name, layer in layers:
-        if instance.module.get_submodule(layer_name) is not layer or not hasattr(layer, "reset_parameters"):
-            fail(model, name, f"layer {layer_name!r}", "the submodule of that name with reset_parameters",
-                 type(layer).__name__)
+        if instance.module.get_submodule(layer_name) is not layer or not hasattr(
+            layer, "reset_parameters"
+        ):
+            fail(
+                model,
+                name,
+                f"layer {layer_name!r}",
+                "the submodule of that name with reset_parameters",
+                type(layer).__name__,
+            )
     with torch.no_grad():
         before = instance.logits(batch)
         with torch.random.fork_rng(devices=[]):
@@ -206,14 +265,24 @@ def check_model_randomisable_layers(model: Model) -> None:
             layers[0][1].reset_parameters()  # type: ignore[operator]
         after = instance.logits(batch)
     if torch.equal(before, after):
-        fail(model, name, f"logits after resetting {layers[0][0]!r}", "changed logits", "the same logits")
+        fail(
+            model,
+            name,
+            f"logits after resetting {layers[0][0]!r}",
+            "changed logits",
+            "the same logits",
+        )
 
 
 def checks(model: Model) -> Iterator[tuple[str, Check]]:
     """Yield the model checks that apply to ``model``'s tags."""
     tags = model.get_tags()
-    selected = [check_model_predict, check_model_batch_independence, check_model_fit,
-                check_model_state_round_trip]
+    selected = [
+        check_model_predict,
+        check_model_batch_independence,
+        check_model_fit,
+        check_model_state_round_trip,
+    ]
     if tags.differentiable:
         selected.append(check_model_differentiable)
     if tags.target_layer is not None:

@@ -39,7 +39,9 @@ def device() -> torch.device:
     return torch.device(os.environ.get("HARNESS_TEST_DEVICE", "cpu"))
 
 
-def fixture_combos(modalities: Iterable[Modality], tasks: Iterable[Task]) -> list[tuple[Modality, Task]]:
+def fixture_combos(
+    modalities: Iterable[Modality], tasks: Iterable[Task]
+) -> list[tuple[Modality, Task]]:
     """Return the (modality, task) pairs a fixture dataset exists for, preferred first."""
     mods, tks = set(modalities), set(tasks)
     return [
@@ -71,23 +73,38 @@ def fixture_targets(batch: Batch, task: Task) -> Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _trained_state(model_cls: type[Model], modality: Modality, task: Task) -> dict[str, Tensor]:
+def _trained_state(
+    model_cls: type[Model], modality: Modality, task: Task, permuted: bool = False
+) -> dict[str, Tensor]:
+    if model_cls is ToyBlackBoxCNN:  # the same network behind an opaque interface
+        model_cls = ToyCNN
     dataset = fixture_dataset(modality, task)
+    train = list(dataset.splits()["train"])
+    if permuted:
+        from harness.pipeline.randomisation import PermutedLabels
+
+        dataset = PermutedLabels(base=dataset, ids=train, seed=1)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(1 if permuted else 0)
         model = model_cls()
         model.build(dataset.info())
-        model.fit(dataset, dataset.splits()["train"], FitContext(device=torch.device("cpu")))
+        model.fit(dataset, train, FitContext(device=torch.device("cpu")))
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def fixture_model(
-    modality: Modality, task: Task, *, black_box: bool = False, trained: bool = True
+    modality: Modality,
+    task: Task,
+    *,
+    black_box: bool = False,
+    trained: bool = True,
+    permuted: bool = False,
 ) -> Model:
     """Return a toy model for ``modality`` / ``task`` on :func:`device`, trained by default.
 
     ``black_box=True`` gives a model without gradients, module or layers
     (:class:`ToyBlackBoxCNN` for images, :class:`ToyNaiveBayes` for text).
+    ``permuted=True`` trains it on permuted training labels (data randomisation).
     """
     key = (modality, black_box and (modality, True) in MODELS)
     model_cls = MODELS[key]
@@ -98,5 +115,5 @@ def fixture_model(
         torch.manual_seed(0)
         model.build(fixture_dataset(modality, task).info())
     if trained:
-        model.load_state_dict(_trained_state(model_cls, modality, task))
+        model.load_state_dict(_trained_state(model_cls, modality, task, permuted))
     return model.to(device())

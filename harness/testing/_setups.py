@@ -100,6 +100,7 @@ def explainer_setup(explainer: Explainer, modality: Modality, rows: int = 4) -> 
 
 def _metric_modality(tags: MetricTags) -> Modality:
     mods = tags.modalities
+    preferred: tuple[Modality, ...]
     if tags.needs & _TEXT_NEEDS:
         preferred = (Modality.TEXT, Modality.IMAGE_TEXT)
     else:
@@ -114,7 +115,11 @@ def _metric_modality(tags: MetricTags) -> Modality:
 
 
 def metric_setup(metric: ExplanationMetric, rows: int = 4) -> MetricSetup:
-    """Return a setup matching ``metric``'s modalities, tasks and needs."""
+    """Return a setup matching ``metric``'s modalities, tasks and needs.
+
+    A metric needing ``Need.LABEL_RANDOMISED_MODEL`` gets the same toy model
+    trained on permuted labels as ``model.label_randomised``, as the runner does.
+    """
     tags = metric.get_tags()
     modality = _metric_modality(tags)
     task = _task_for(modality, tags.tasks)
@@ -130,6 +135,8 @@ def metric_setup(metric: ExplanationMetric, rows: int = 4) -> MetricSetup:
     else:
         explainer = ToyGradCAM()
     model = fixture_model(modality, task)
+    if Need.LABEL_RANDOMISED_MODEL in tags.needs:
+        model.label_randomised = fixture_model(modality, task, permuted=True)
     batch = fixture_batch(fixture_dataset(modality, task), rows).to(model.device)
     targets = fixture_targets(batch, task)
     with torch.random.fork_rng(devices=[]):

@@ -108,7 +108,9 @@ class ToyGradCAM(Explainer):
             size = batch.images.shape[-2:]
             return Attribution(pixels=F.interpolate(cam[:, None], size=size, mode="bilinear")[:, 0])
         if batch.tokens is None:
-            raise CapabilityError(f"explainer {self.name!r} needs images or tokens", plugin=self.name)
+            raise CapabilityError(
+                f"explainer {self.name!r} needs images or tokens", plugin=self.name
+            )
         return Attribution(tokens=tokens_from_grid(cam, batch.tokens.shape[1]))
 
 

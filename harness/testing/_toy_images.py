@@ -1,4 +1,4 @@
-"""Toy image datasets: RGB skin lesions (multi-class) and chest X-rays (multi-label, CheXpert states)."""
+"""Toy image datasets: RGB skin lesions (multi-class) and chest X-rays (CheXpert states)."""
 
 from __future__ import annotations
 

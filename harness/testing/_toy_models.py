@@ -31,7 +31,8 @@ class _ConvNet(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(2 * width, out))
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.features(images))
+        out: Tensor = self.head(self.features(images))
+        return out
 
 
 class ToyCNN(TorchModel):
@@ -87,7 +88,8 @@ class _TextGridNet(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         grid = self.embedding(tokens).transpose(1, 2)
         grid = grid.reshape(tokens.shape[0], -1, self.side, self.side)
-        return self.head(self.conv(grid))
+        out: Tensor = self.head(self.conv(grid))
+        return out
 
 
 class ToyTextGridCNN(TorchModel):
@@ -116,7 +118,13 @@ class ToyTextGridCNN(TorchModel):
     )
 
     def __init__(
-        self, *, dim: int = 8, width: int = 8, epochs: int = 30, lr: float = 0.01, batch_size: int = 8
+        self,
+        *,
+        dim: int = 8,
+        width: int = 8,
+        epochs: int = 30,
+        lr: float = 0.01,
+        batch_size: int = 8,
     ) -> None:
         self.dim = dim
         self.width = width
@@ -137,7 +145,8 @@ class ToyTextGridCNN(TorchModel):
     def _forward(self, batch: Batch) -> Tensor:
         if batch.tokens is None:
             raise CapabilityError(f"model {self.name!r} needs token ids", plugin=self.name)
-        return self.module(batch.tokens)
+        out: Tensor = self.module(batch.tokens)
+        return out
 
 
 class _FusionNet(nn.Module):
@@ -151,7 +160,8 @@ class _FusionNet(nn.Module):
     def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
         known = (tokens != 0).unsqueeze(-1).to(images.dtype)
         text = (self.embedding(tokens) * known).sum(1) / known.sum(1).clamp(min=1.0)
-        return self.fusion(torch.cat([self.pool(self.image(images)), text], dim=1))
+        out: Tensor = self.fusion(torch.cat([self.pool(self.image(images)), text], dim=1))
+        return out
 
 
 class ToyFusion(TorchModel):
@@ -180,7 +190,13 @@ class ToyFusion(TorchModel):
     )
 
     def __init__(
-        self, *, dim: int = 8, width: int = 8, epochs: int = 30, lr: float = 0.01, batch_size: int = 8
+        self,
+        *,
+        dim: int = 8,
+        width: int = 8,
+        epochs: int = 30,
+        lr: float = 0.01,
+        batch_size: int = 8,
     ) -> None:
         self.dim = dim
         self.width = width
@@ -196,4 +212,5 @@ class ToyFusion(TorchModel):
     def _forward(self, batch: Batch) -> Tensor:
         if batch.images is None or batch.tokens is None:
             raise CapabilityError(f"model {self.name!r} needs images and tokens", plugin=self.name)
-        return self.module(batch.images, batch.tokens)
+        out: Tensor = self.module(batch.images, batch.tokens)
+        return out

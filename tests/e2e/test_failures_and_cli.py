@@ -17,7 +17,14 @@ from typing import ClassVar
 
 import torch
 
-from harness import Attribution, Explainer, hookimpl
+from harness import Attribution, CapabilityError, Explainer, hookimpl
+
+
+class Refuses(Explainer):
+    name: ClassVar[str] = "broken.refuses"
+
+    def _explain(self, model, batch, targets):
+        raise CapabilityError("this explainer cannot handle ResNets", plugin=self.name)
 
 
 class Raises(Explainer):
@@ -44,7 +51,8 @@ class WrongShape(Explainer):
 @hookimpl
 def harness_explainers():
     return {"broken.raises": "harness_broken.plugin:Raises", "broken.nan": "harness_broken.plugin:ReturnsNaN",
-            "broken.shape": "harness_broken.plugin:WrongShape"}
+            "broken.shape": "harness_broken.plugin:WrongShape",
+            "broken.refuses": "harness_broken.plugin:Refuses"}
 '''
 
 
@@ -70,7 +78,7 @@ def test_failing_plugins_fail_only_their_cells(tmp_path: Path) -> None:
         benchmark: broken
         dataset: {name: synthetic.lesions, params: {n: 40, image_size: 32}}
         models: [{name: torchvision.resnet18, params: {epochs: 1}}]
-        explainers: [control.random, broken.raises, broken.nan, broken.shape]
+        explainers: [control.random, broken.raises, broken.nan, broken.shape, broken.refuses]
         metrics: [classification.accuracy, localisation.relevance_mass]
         explain: {n: 6}
         bootstrap: {n: 50}
@@ -78,12 +86,14 @@ def test_failing_plugins_fail_only_their_cells(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli("run", str(spec), "-o", str(out), "--no-progress", env=env)
     assert proc.returncode == 1
-    assert "5 cells: 2 ok, 0 skipped, 3 failed" in proc.stdout
+    assert "6 cells: 2 ok, 1 skipped, 3 failed" in proc.stdout
     rows = {r["explainer"]: r for r in json.loads((out / "results.json").read_text())}
     assert rows["control.random"]["status"] == "ok" and rows["-"]["status"] == "ok"
     assert "boom: this explainer always fails" in rows["broken.raises"]["error"]
     assert "non-finite" in rows["broken.nan"]["error"] and "broken.nan" in rows["broken.nan"]["error"]
     assert "shape (6, 3, 5, 5)" in rows["broken.shape"]["error"] and "harness-broken 0.3" in rows["broken.shape"]["error"]
+    assert rows["broken.refuses"]["status"] == "skipped"
+    assert rows["broken.refuses"]["reason"] == "this explainer cannot handle ResNets"
     md = (out / "leaderboard.md").read_text()
     assert "failed" in md and "boom: this explainer always fails" in md
 

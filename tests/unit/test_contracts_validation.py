@@ -1,0 +1,169 @@
+"""Boundary checks: bad plugin output becomes a ContractViolation naming plugin and shapes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import Tensor
+
+from harness import (
+    Attribution,
+    Batch,
+    CapabilityError,
+    ContractViolation,
+    Explainer,
+    ExplainerTags,
+    ExplanationMetric,
+    MetricKind,
+    MetricTags,
+    Model,
+    Need,
+)
+from harness.contracts.validation import check_attribution, check_logits, check_scores
+from harness.testing.fixtures import ToyAbstracts, ToyCNN, ToyLesions, ToyNaiveBayes
+
+
+class Returns(Explainer):
+    """Returns whatever ``out`` holds, to exercise the validation of explain()."""
+
+    name: ClassVar[str] = "test.returns"
+    tags: ClassVar[ExplainerTags] = ExplainerTags()
+
+    def __init__(self, *, out: object = None) -> None:
+        self.out = out
+
+    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
+        return self.out  # type: ignore[return-value]
+
+
+def _image_batch(n: int = 8, c: int = 1, size: int = 16) -> Batch:
+    return Batch(
+        ids=tuple(map(str, range(n))),
+        labels=torch.zeros(n, dtype=torch.long),
+        images=torch.rand(n, c, size, size),
+    )
+
+
+def _model() -> ToyCNN:
+    model = ToyCNN()
+    model.build(ToyLesions().info())
+    return model
+
+
+def test_wrong_pixel_shape_names_plugin_and_shapes():
+    batch = _image_batch()
+    explainer = Returns(out=Attribution(pixels=torch.zeros(8, 3, 16, 16)))
+    expected = (
+        "explainer 'test.returns' returned attributions of shape (8, 3, 16, 16) for inputs "
+        "(8, 1, 16, 16); expected (8, 1, 16, 16) or (8, 16, 16)"
+    )
+    with pytest.raises(ContractViolation) as info:
+        check_attribution(explainer.out, batch, explainer=explainer)
+    assert str(info.value) == expected
+    assert info.value.plugin == "test.returns"
+
+
+def test_distribution_and_version_appear_in_messages():
+    cls = type("Shipped", (Returns,), {"__module__": "harness.testing.shipped"})
+    explainer = cls(out=Attribution(pixels=torch.zeros(2, 5, 5)))
+    with pytest.raises(
+        ContractViolation, match=r"explainer 'test.returns' \(harness 0\.1\.0\) returned"
+    ):
+        check_attribution(explainer.out, _image_batch(2), explainer=explainer)
+
+
+def test_channel_attributions_are_summed():
+    pixels = torch.ones(4, 3, 8, 8)
+    out = check_attribution(Attribution(pixels=pixels), _image_batch(4, 3, 8), explainer=Returns())
+    assert (
+        out.pixels is not None
+        and out.pixels.shape == (4, 8, 8)
+        and float(out.pixels[0, 0, 0]) == 3.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (
+            Attribution(pixels=torch.full((2, 16, 16), float("nan"))),
+            r"returned 512 non-finite value\(s\)",
+        ),
+        (Attribution(), "returned an empty Attribution"),
+        (torch.zeros(2, 16, 16), "returned Tensor; expected harness.Attribution"),
+        (
+            Attribution(tokens=torch.zeros(2, 5)),
+            r"token attributions of shape \(2, 5\); expected None",
+        ),
+        (Attribution(sentences=("only one",)), "returned 1 sentences for 2 rows"),
+    ],
+)
+def test_bad_outputs_are_contract_violations(out, message):
+    with pytest.raises(ContractViolation, match=message):
+        Returns(out=out).explain(_model(), _image_batch(2, 3), torch.zeros(2, dtype=torch.long))
+
+
+def test_logits_are_checked():
+    model = _model()
+    with pytest.raises(
+        ContractViolation,
+        match=r"model 'toy.cnn' \(harness 0\.1\.0\) returned logits \(4,\); expected \(4, K\)",
+    ):
+        check_logits(torch.zeros(4), 4, model=model)
+    with pytest.raises(ContractViolation, match="non-finite"):
+        check_logits(torch.tensor([[0.0, float("inf")]]), 1, model=model)
+    assert check_logits(torch.zeros(3, 2), 3, model=model).shape == (3, 2)
+
+
+class MaskMetric(ExplanationMetric):
+    name: ClassVar[str] = "test.mask_metric"
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.LOCALISATION, needs=frozenset({Need.MASKS})
+    )
+
+    def _score(self, model, batch, targets, attribution, explainer):  # noqa: ANN001, ANN202
+        return torch.zeros(len(batch))
+
+
+def test_scores_are_checked():
+    metric = MaskMetric()
+    with pytest.raises(
+        ContractViolation, match=r"returned scores of shape \(2, 1\); expected \(3,\)"
+    ):
+        check_scores(torch.zeros(2, 1), 3, metric=metric)
+    with pytest.raises(ContractViolation, match="non-finite"):
+        check_scores(torch.tensor([0.0, float("nan")]), 2, metric=metric)
+    assert (
+        check_scores(torch.zeros(2, dtype=torch.float32), 2, metric=metric).dtype == torch.float64
+    )
+
+
+def test_metric_needs_raise_capability_errors():
+    batch = _image_batch(2, 3)
+    with pytest.raises(CapabilityError, match="needs ground-truth masks"):
+        MaskMetric().score(
+            _model(),
+            batch,
+            torch.zeros(2, dtype=torch.long),
+            Attribution(pixels=torch.zeros(2, 16, 16)),
+        )
+
+
+def test_explainer_needs_raise_capability_errors():
+    class NeedsGradients(Returns):
+        tags: ClassVar[ExplainerTags] = ExplainerTags(needs=frozenset({Need.GRADIENTS}))
+
+    class NeedsLayer(Returns):
+        tags: ClassVar[ExplainerTags] = ExplainerTags(needs=frozenset({Need.TARGET_LAYER}))
+
+    black_box = ToyNaiveBayes()
+    black_box.build(ToyAbstracts().info())
+    batch = ToyAbstracts().load(["abstract-0000"])
+    with pytest.raises(
+        CapabilityError, match="needs gradients; model 'toy.naive_bayes' is black-box"
+    ):
+        NeedsGradients().explain(black_box, batch, torch.zeros(1, dtype=torch.long))
+    with pytest.raises(CapabilityError, match="needs a target layer"):
+        NeedsLayer().explain(black_box, batch, torch.zeros(1, dtype=torch.long))
