@@ -115,7 +115,7 @@ class ExplanationMetric(Metric, abc.ABC):
         explainer: Explainer | None = None,
     ) -> Scores:
         """Return per-row scores with their curves and notes (what the runner stores)."""
-        require_metric_needs(self, batch, attribution, explainer)
+        require_metric_needs(self, model, batch, attribution, explainer)
         device = model.device
         out = self._score(
             model, batch.to(device), targets.to(device), attribution.to(device), explainer

@@ -110,11 +110,16 @@ class ModelTags:
 
 @dataclass(frozen=True)
 class ExplainerTags:
-    """What an explainer applies to, needs and returns."""
+    """What an explainer applies to, needs and returns.
+
+    ``target_sensitive`` is False for explainers that ignore the explained
+    output by design (controls: random maps, edge detectors).
+    """
 
     modalities: frozenset[Modality] = frozenset({Modality.IMAGE})
     needs: frozenset[Need] = frozenset()
     deterministic: bool = True
+    target_sensitive: bool = True
     output: frozenset[Output] = field(default_factory=lambda: frozenset({Output.PIXEL}))
 
 

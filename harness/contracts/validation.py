@@ -49,7 +49,10 @@ def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Att
     pixels = out.pixels
     if pixels is not None:
         if batch.images is None:
-            raise ContractViolation(f"{_who('explainer', explainer)} returned pixel attributions for a batch without images")
+            raise ContractViolation(
+                f"{_who('explainer', explainer)} returned pixel attributions for a batch without images",
+                plugin=explainer.name,
+            )
         _, c, h, w = batch.images.shape
         if pixels.dim() == 4 and tuple(pixels.shape) == (n, c, h, w):
             pixels = pixels.sum(dim=1)
@@ -118,11 +121,21 @@ def require_explainer_needs(explainer: Explainer, model: Model) -> None:
 
 
 def require_metric_needs(
-    metric: ExplanationMetric, batch: Batch, attribution: Attribution, explainer: Explainer | None
+    metric: ExplanationMetric,
+    model: Model,
+    batch: Batch,
+    attribution: Attribution,
+    explainer: Explainer | None,
 ) -> None:
     """Raise CapabilityError when the inputs lack what ``metric`` needs."""
     needs = metric.get_tags().needs
     missing = []
+    if Need.REFERENCES in needs and batch.references is None:
+        missing.append("reference sentences")
+    if Need.SENTENCES in needs and attribution.sentences is None:
+        missing.append("generated sentences")
+    if Need.LABEL_RANDOMISED_MODEL in needs and model.label_randomised is None:
+        missing.append("a model trained on permuted labels (model.label_randomised)")
     if Need.MASKS in needs and batch.masks is None:
         missing.append("ground-truth masks")
     if Need.RATIONALES in needs and batch.rationales is None:

@@ -21,6 +21,7 @@ model's device, without a Python loop over pixels, steps or single images:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,8 +58,10 @@ class EngineConfig:
     Attributes
     ----------
     max_batch : int or None
-        Images per forward chunk; None picks 64 on CPU (larger batches were
-        slower on the CPUs measured in PEERS.md) and 256 on other devices.
+        Images per forward chunk. None sizes chunks by input elements: 2**18
+        values per chunk on CPU (64 images at 1 x 64 x 64, 16 at 1 x 128 x 128:
+        the fastest batch sizes measured for ResNet18 in PEERS.md; larger
+        batches were slower on this CPU) and 2**22 on other devices, at most 1024 images.
     freeze : bool
         Try a frozen TorchScript graph for image-only torch models.
     cache : bool
@@ -117,6 +120,13 @@ def configure(**changes: object) -> Iterator[EngineConfig]:
         _LEARNED.clear()
 
 
+def _default_chunk(device: torch.device, shape: tuple[int, ...]) -> int:
+    """Images per chunk when ``max_batch`` is None (see :class:`EngineConfig`)."""
+    budget = 2**18 if device.type == "cpu" else 2**22
+    per_image = max(1, math.prod(shape))
+    return max(1, min(1024, budget // per_image))
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
@@ -172,7 +182,7 @@ def _run_chunks(
     device = model.device
     shape = () if batch.images is None else tuple(batch.images.shape[1:])
     key = (model_key(model, weights=False), shape)
-    default = CONFIG.max_batch or (64 if device.type == "cpu" else 256)
+    default = CONFIG.max_batch or _default_chunk(device, shape)
     chunk = max(1, min(_LEARNED.get(key, default), default))
     parts: list[Tensor] = []
     start = 0
@@ -194,7 +204,9 @@ def _run_chunks(
                 _LEARNED[key] = chunk
                 for stats in _COUNTERS:
                     stats.retries += 1
-                log.warning("out of memory at %d images per chunk; retrying at %d", stop - start, chunk)
+                log.warning(
+                    "out of memory at %d images per chunk; retrying at %d", stop - start, chunk
+                )
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
@@ -234,7 +246,9 @@ def evaluate(
     def reduce(logits: Tensor, rows: Tensor) -> Tensor:
         return target_scores(model, logits, targets[rows], output)
 
-    return _run_chunks(model, batch, len(batch) * steps, steps, make, reduce).view(len(batch), steps)
+    return _run_chunks(model, batch, len(batch) * steps, steps, make, reduce).view(
+        len(batch), steps
+    )
 
 
 def clean_logits(model: Model, batch: Batch) -> Tensor:

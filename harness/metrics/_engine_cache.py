@@ -70,9 +70,7 @@ def model_key(model: object, *, weights: bool = True) -> Hashable | None:
 
 
 def _same(a: Tensor, b: Tensor) -> bool:
-    return (
-        a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
-    )
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
 
 
 def shared(

@@ -33,7 +33,7 @@ Checks by kind (only those that apply to the plugin's tags are run):
   target layer, randomisable layers;
 - explainers: declared outputs only, finite, on the model's device, determinism
   or seeded reproducibility, batch independence, target sensitivity (not for
-  ``control.*`` explainers), no side effects on the model or the batch;
+  target-blind explainers such as controls), no side effects on the model or the batch;
   model-agnostic explainers run on black-box models;
 - metrics: declared direction and bounds, values within bounds, perfect beats
   inverted (corpus metrics), per-row scores, determinism, batch independence,

@@ -189,16 +189,8 @@ def check_explainer_does_not_mutate(explainer: Explainer) -> None:
 
 
 def target_blind(explainer: Explainer) -> bool:
-    """Return True for explainers that ignore the target by design.
-
-    Controls (the ``control.`` namespace: random maps, edge detectors) and
-    explainers whose tags set ``target_sensitive=False`` (when the contract
-    offers that field) are exempt from the target-sensitivity check.
-    """
-    namespace = explainer.name.partition(".")[0]
-    return (
-        namespace == "control" or getattr(explainer.get_tags(), "target_sensitive", True) is False
-    )
+    """Return True for explainers whose tags say they ignore the target by design (controls)."""
+    return not explainer.get_tags().target_sensitive
 
 
 def checks(explainer: Explainer) -> Iterator[tuple[str, Check]]:

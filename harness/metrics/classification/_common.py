@@ -78,7 +78,7 @@ def known_mask(name: str, labels: Tensor) -> Tensor:
     if bool(bad.any()):
         raise DataError(
             f"metric {name!r}: multi-label states must be 1, 0, -1 or -2 - got "
-            f"{sorted({int(v) for v in labels[bad].unique()})}."
+            f"{sorted({int(v) for v in labels[bad].tolist()})}."
         )
     return (labels == 0) | (labels == 1)
 

@@ -38,7 +38,9 @@ class Accuracy(ClassificationMetric):
 
     name: ClassVar[str] = "classification.accuracy"
     version: ClassVar[str] = "1"
-    citation: ClassVar[str] = "Pedregosa et al., Scikit-learn: Machine Learning in Python, JMLR 2011"
+    citation: ClassVar[str] = (
+        "Pedregosa et al., Scikit-learn: Machine Learning in Python, JMLR 2011"
+    )
     tags: ClassVar[MetricTags] = MetricTags(kind=MetricKind.CLASSIFICATION)
     higher_is_better: ClassVar[bool] = True
     bounds: ClassVar[tuple[float, float] | None] = (0.0, 1.0)

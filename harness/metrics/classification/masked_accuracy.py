@@ -60,6 +60,8 @@ class MaskedAccuracy(ClassificationMetric):
             if y.size >= self.min_known
         ]
         if not accs:
-            log.warning("metric %r: no label has %d known rows; returning 0.0", self.name, self.min_known)
+            log.warning(
+                "metric %r: no label has %d known rows; returning 0.0", self.name, self.min_known
+            )
             return 0.0
         return float(np.mean(accs))

@@ -34,7 +34,10 @@ class EntropyComplexity(ExplanationMetric):
 
     name: ClassVar[str] = "complexity.entropy"
     version: ClassVar[str] = "1"
-    citation: ClassVar[str] = "Bhatt, Weller, Moura, Evaluating and Aggregating Feature-based Model Explanations, IJCAI 2020"
+    citation: ClassVar[str] = (
+        "Bhatt, Weller, Moura, Evaluating and Aggregating Feature-based Model Explanations, "
+        "IJCAI 2020"
+    )
     tags: ClassVar[MetricTags] = COMPLEXITY_TAGS
     higher_is_better: ClassVar[bool] = False
     bounds: ClassVar[tuple[float, float] | None] = None  # [0, log P] depends on the image size

@@ -48,7 +48,10 @@ class Sparseness(ExplanationMetric):
 
     name: ClassVar[str] = "complexity.sparseness"
     version: ClassVar[str] = "1"
-    citation: ClassVar[str] = "Chalasani et al., Concise Explanations of Neural Networks using Adversarial Training, ICML 2020"
+    citation: ClassVar[str] = (
+        "Chalasani et al., Concise Explanations of Neural Networks using Adversarial Training, "
+        "ICML 2020"
+    )
     tags: ClassVar[MetricTags] = COMPLEXITY_TAGS
     higher_is_better: ClassVar[bool] = True
     bounds: ClassVar[tuple[float, float] | None] = (0.0, 1.0)

@@ -1,4 +1,4 @@
-"""Faithfulness metrics: does removing what an attribution calls relevant change the output?
+"""Faithfulness metrics: removing what an attribution calls relevant should change the output.
 
 Modules (registered lazily in :mod:`harness.metrics`): ``deletion_insertion``
 (RISE deletion / insertion AUC), ``pixel_flipping`` and ``region_perturbation``

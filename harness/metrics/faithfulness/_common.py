@@ -64,7 +64,7 @@ def images_of(metric: str, batch: Batch, attribution: Attribution) -> tuple[Tens
 
 
 def baseline_images(images: Tensor, kind: str | float) -> Tensor:
-    """Return the replacement image (N, C, H, W) for ``kind``.
+    """Return the replacement for ``kind``: (N, 1, 1, 1) if constant per image, else (N, C, H, W).
 
     ``"zero"``: 0 (RISE deletion on normalised inputs); ``"black"``: the
     per-sample minimum over all channels and pixels (Quantus ``"black"``);
@@ -74,13 +74,13 @@ def baseline_images(images: Tensor, kind: str | float) -> Tensor:
     """
     n = len(images)
     if isinstance(kind, int | float) and not isinstance(kind, bool):
-        return torch.full_like(images, float(kind))
+        return images.new_full((n, 1, 1, 1), float(kind))
     if kind == "zero":
-        return torch.zeros_like(images)
+        return images.new_zeros((n, 1, 1, 1))
     if kind == "black":
-        return images.reshape(n, -1).amin(dim=1).view(n, 1, 1, 1).expand_as(images).clone()
+        return images.reshape(n, -1).amin(dim=1).view(n, 1, 1, 1)
     if kind == "mean":
-        return images.reshape(n, -1).mean(dim=1).view(n, 1, 1, 1).expand_as(images).clone()
+        return images.reshape(n, -1).mean(dim=1).view(n, 1, 1, 1)
     return gaussian_blur(images, size=11, sigma=5.0)
 
 
@@ -97,8 +97,11 @@ def gaussian_blur(images: Tensor, *, size: int, sigma: float) -> Tensor:
 def ranks(scores: Tensor, *, descending: bool) -> Tensor:
     """Return the rank (N, F) of every feature when sorted by ``scores`` (N, F)."""
     order = torch.argsort(scores, dim=1, descending=descending, stable=True)
-    out = torch.empty_like(order)
-    out.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    features = order.shape[1]
+    dtype = torch.int16 if features < 2**15 else torch.int32 if features < 2**31 else torch.int64
+    out = torch.empty(order.shape, dtype=dtype, device=order.device)
+    positions = torch.arange(order.shape[1], device=order.device, dtype=dtype)
+    out.scatter_(1, order, positions.expand_as(order))
     return out
 
 
@@ -112,8 +115,8 @@ def threshold_maker(
 ) -> Callable[[Tensor], Tensor]:
     """Return ``make(flat)``: pixels with ``rank < thresholds[step]`` come from ``inside``.
 
-    ``inside`` / ``outside`` are (N, C, H, W) sources, ``rank`` (N, HW) pixel
-    ranks, ``thresholds`` (steps,) pixel counts per step.
+    ``inside`` / ``outside`` are (N, C, H, W) sources or (N, 1, 1, 1) constants,
+    ``rank`` (N, HW) pixel ranks, ``thresholds`` (steps,) pixel counts per step.
     """
     n, c, h, w = images.shape
 

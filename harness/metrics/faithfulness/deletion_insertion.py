@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+import torch
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
@@ -67,7 +68,7 @@ class _RiseAUC(ExplanationMetric):
         )  # fmt: skip
         if not self._insert:
             start = C.clean_scores(model, batch, targets, output).to(curve.dtype)
-            curve = C.torch.cat([start.view(-1, 1), curve], dim=1)
+            curve = torch.cat([start.view(-1, 1), curve], dim=1)
         return Scores(values=C.normalised_auc(curve), curves={output: curve})
 
 

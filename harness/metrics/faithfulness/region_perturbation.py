@@ -19,7 +19,7 @@ _OUTPUTS = ("probability", "logit")
 
 
 def _padding(dim: int, patch: int) -> tuple[int, int]:
-    """Padding before / after ``dim`` to a multiple of ``patch`` (Quantus's split)."""
+    """Return the padding before / after ``dim`` to a multiple of ``patch`` (Quantus's split)."""
     total = (-dim) % patch
     return total // 2, total - total // 2
 

@@ -23,7 +23,7 @@ _OUTPUTS = ("correct", "probability")
 
 
 def _sample_keys(ids: Sequence[str], device: torch.device) -> Tensor:
-    """A 40-bit integer per sample id, so a row's noise does not depend on its batch position."""
+    """Return a 40-bit key per sample id: a row's noise ignores its batch position."""
     digests = [int.from_bytes(hashlib.sha256(i.encode()).digest()[:5], "big") for i in ids]
     return torch.tensor(digests, dtype=torch.int64, device=device)
 
@@ -131,7 +131,11 @@ class ROAD(ExplanationMetric):
             step = flat % steps
             removed = (rank[rows] < counts[step].view(-1, 1)).view(-1, 1, h, w)
             return noisy_linear_imputation(
-                images[rows], removed, noise=float(self.noise), seed=seed, image_ids=keys[rows] + step
+                images[rows],
+                removed,
+                noise=float(self.noise),
+                seed=seed,
+                image_ids=keys[rows] + step,
             )
 
         curve = _engine.evaluate(model, batch, targets, steps, make, output=output)

@@ -32,7 +32,9 @@ LOCALISATION_TAGS = MetricTags(
 )
 
 
-def maps_and_masks(name: str, batch: Batch, targets: Tensor, attribution: Attribution) -> tuple[Tensor, Tensor]:
+def maps_and_masks(
+    name: str, batch: Batch, targets: Tensor, attribution: Attribution
+) -> tuple[Tensor, Tensor]:
     """Return the (N, H, W) float attributions and bool target masks, checked.
 
     Raises
@@ -82,7 +84,7 @@ def argsort_rows(a: Tensor, descending: bool = False) -> Tensor:
 
 
 def expected_topk_hits(a: Tensor, m: Tensor, k: Tensor) -> Tensor:
-    """Expected number of mask pixels among each row's ``k`` largest values.
+    """Return the expected number of mask pixels among each row's ``k`` largest values.
 
     Parameters
     ----------

@@ -29,7 +29,10 @@ class AttributionLocalisation(MaskMetric):
 
     name: ClassVar[str] = "localisation.attribution_localisation"
     version: ClassVar[str] = "1"
-    citation: ClassVar[str] = "Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020"
+    citation: ClassVar[str] = (
+        "Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions "
+        "with LRP, IJCNN 2020"
+    )
 
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
         a = pixels.flatten(1).clamp(min=0)

@@ -63,10 +63,13 @@ def binarise(pixels: Tensor, threshold: str | float, where: str) -> Tensor:
         levels = (norm * 255).floor().long().clamp(0, 255)
         t = otsu_levels(levels)
         span = pixels.flatten(1).amax(1) > pixels.flatten(1).amin(1)
-        return torch.where(span[:, None], levels > t[:, None], torch.ones_like(levels, dtype=torch.bool))
+        return torch.where(
+            span[:, None], levels > t[:, None], torch.ones_like(levels, dtype=torch.bool)
+        )
     if isinstance(threshold, str) or not 0.0 < float(threshold) <= 1.0:
         raise PluginError(
-            f"{where}: threshold={threshold!r} - expected 'otsu' or a float in (0, 1].", plugin=where
+            f"{where}: threshold={threshold!r} - expected 'otsu' or a float in (0, 1].",
+            plugin=where,
         )
     return norm >= float(threshold)
 

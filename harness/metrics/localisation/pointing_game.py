@@ -1,4 +1,4 @@
-"""Pointing game (Zhang et al., 2018): is the attribution's maximum on the target?"""
+"""Pointing game (Zhang et al., 2018): does the attribution's maximum lie on the target."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ class PointingGame(MaskMetric):
 
     name: ClassVar[str] = "localisation.pointing_game"
     version: ClassVar[str] = "1"
-    citation: ClassVar[str] = "Zhang et al., Top-Down Neural Attention by Excitation Backprop, IJCV 2018"
+    citation: ClassVar[str] = (
+        "Zhang et al., Top-Down Neural Attention by Excitation Backprop, IJCV 2018"
+    )
 
     def __init__(self, *, tolerance: int = 0) -> None:
         self.tolerance = tolerance

@@ -35,7 +35,9 @@ class TopKIntersection(MaskMetric):
 
     name: ClassVar[str] = "localisation.top_k_intersection"
     version: ClassVar[str] = "1"
-    citation: ClassVar[str] = "Theiner, Mueller-Budack, Ewerth, Interpretable Semantic Photo Geolocation, WACV 2022"
+    citation: ClassVar[str] = (
+        "Theiner, Mueller-Budack, Ewerth, Interpretable Semantic Photo Geolocation, WACV 2022"
+    )
 
     def __init__(self, *, k: int = 1000) -> None:
         self.k = k

@@ -1,1 +1,1 @@
-"""Sanity checks: does the explanation change when the model or the target does?"""
+"""Sanity checks: an explanation should change when the model or the target changes."""

@@ -85,7 +85,9 @@ def ssim_rows(a: Tensor, b: Tensor, win_size: int = 7) -> Tensor:
     vxy = cov_norm * (uxy - ux * uy)
     numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
     denominator = (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    s = (numerator / torch.where(denominator != 0, denominator, torch.ones_like(denominator))).mean((1, 2, 3))
+    s = (numerator / torch.where(denominator != 0, denominator, torch.ones_like(denominator))).mean(
+        (1, 2, 3)
+    )
     return torch.where(data_range > 0, s, torch.ones_like(s))
 
 

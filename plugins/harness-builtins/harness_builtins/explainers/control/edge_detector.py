@@ -52,6 +52,7 @@ class SobelEdges(Explainer):
         modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
         needs=frozenset(),
         deterministic=True,
+        target_sensitive=False,
     )
 
     @classmethod

@@ -39,6 +39,7 @@ class RandomAttribution(Explainer):
         needs=frozenset(),
         deterministic=False,
         output=frozenset({Output.PIXEL, Output.TOKEN}),
+        target_sensitive=False,
     )
 
     def __init__(self, *, seed: int = 0) -> None:

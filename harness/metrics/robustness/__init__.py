@@ -1,0 +1,1 @@
+"""Robustness metrics: how much the explanation moves under small input perturbations."""

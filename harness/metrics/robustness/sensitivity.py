@@ -1,0 +1,172 @@
+"""Max- and avg-sensitivity (Yeh et al., 2019) with batched re-explanation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import Tensor
+
+from harness.contracts.metric import ExplanationMetric, Scores
+from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
+from harness.errors import CapabilityError
+from harness.metrics.sanity._common import spearman_rows
+
+if TYPE_CHECKING:
+    from harness.contracts.data import Attribution, Batch
+    from harness.contracts.explainer import Explainer
+    from harness.contracts.model import Model
+
+_YEH = "Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019"
+
+
+def relative_changes(
+    model: Model,
+    explainer: Explainer,
+    batch: Batch,
+    targets: Tensor,
+    reference: Tensor,
+    noise: Tensor,
+    chunk: int,
+) -> Tensor:
+    """Return (N, S) ``||a(x + noise_s) - a(x)|| / ||a(x)||`` (Frobenius norms).
+
+    All N x S perturbed copies are stacked row-major (row 0's S copies first)
+    and explained ``chunk`` rows at a time. A zero reference map has no scale;
+    its row reports the absolute change ``||a(x + noise_s)||``.
+
+    Parameters
+    ----------
+    noise : Tensor
+        (N, S, C, H, W) perturbations, added to ``batch.images``.
+    """
+    if batch.images is None:
+        raise CapabilityError("sensitivity needs image inputs")
+    n, s = noise.shape[:2]
+    copies = batch.repeat_interleave(s)
+    images = copies.images.detach() + noise.reshape(n * s, *noise.shape[2:])  # type: ignore[union-attr]
+    repeated = targets.repeat_interleave(s)
+    maps = []
+    for start in range(0, n * s, chunk):
+        rows = torch.arange(start, min(start + chunk, n * s))
+        part = copies.index(rows).with_images(images[start : start + len(rows)])
+        maps.append(explainer.explain(model, part, repeated[start : start + len(rows)]).pixels)
+    perturbed = torch.cat(maps).reshape(n, s, -1).double()  # type: ignore[arg-type]
+    ref = reference.reshape(n, 1, -1).double()
+    scale = ref.norm(dim=2)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    out: Tensor = (perturbed - ref).norm(dim=2) / scale
+    return out
+
+
+class _Sensitivity(ExplanationMetric):
+    """Shared sampling; subclasses reduce the (N, S) changes with max or mean."""
+
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.ROBUSTNESS,
+        needs=frozenset({Need.EXPLAINER, Need.PIXEL_ATTRIBUTIONS}),
+        modalities=frozenset({Modality.IMAGE}),
+        deterministic=False,
+    )
+    higher_is_better: ClassVar[bool] = False
+    bounds: ClassVar[tuple[float, float] | None] = None  # [0, inf)
+    citation: ClassVar[str] = _YEH
+
+    def __init__(self, *, radius: float = 0.2, n_samples: int = 32, chunk: int = 64) -> None:
+        self.radius = radius
+        self.n_samples = n_samples
+        self.chunk = chunk
+
+    def _reduce(self, changes: Tensor) -> Tensor:
+        return changes.max(dim=1).values
+
+    def _score(
+        self,
+        model: Model,
+        batch: Batch,
+        targets: Tensor,
+        attribution: Attribution,
+        explainer: Explainer | None,
+    ) -> Scores:
+        if explainer is None or attribution.pixels is None or batch.images is None:
+            raise CapabilityError(
+                f"metric {self.name!r} needs an explainer, images and pixel attributions",
+                plugin=self.name,
+            )
+        n, s = len(batch), int(self.n_samples)
+        shape = (n, s, *batch.images.shape[1:])
+        noise = (
+            torch.rand(shape, device=batch.images.device, dtype=batch.images.dtype) * 2 - 1
+        ) * self.radius
+        changes = relative_changes(
+            model, explainer, batch, targets, attribution.pixels, noise, int(self.chunk)
+        )
+        notes = {}
+        if n >= 3 and s >= 2:
+            half = s // 2
+            rho, defined = spearman_rows(
+                self._reduce(changes[:, :half])[None], self._reduce(changes[:, half:])[None]
+            )
+            if bool(defined.all()):
+                notes["run_agreement"] = float(rho[0])
+        return Scores(values=self._reduce(changes), curves={"changes": changes}, notes=notes)
+
+
+class MaxSensitivity(_Sensitivity):
+    """Largest relative change of the explanation under uniform input noise; lower is better.
+
+    ``max_s ||a(x + e_s) - a(x)|| / ||a(x)||`` over ``n_samples`` draws
+    ``e_s ~ U[-radius, radius]`` per input element (an L-inf ball), with the
+    explainer re-run for the same targets. This is ``quantus.MaxSensitivity``
+    with its default uniform noise, difference and Frobenius norms (its
+    ``lower_bound`` is ``radius``); given the same draws both agree to float
+    rounding. All perturbed copies of all rows are stacked and explained
+    ``chunk`` rows per call. ``notes["run_agreement"]`` is the Spearman
+    correlation across rows between the values of the first and second half
+    of the draws (1 = rows ranked identically).
+
+    Parameters
+    ----------
+    radius : float, default=0.2
+        Half-width of the uniform noise (Quantus's default).
+    n_samples : int, default=32
+        Noise draws per row.
+    chunk : int, default=64
+        Perturbed rows per explainer call.
+
+    References
+    ----------
+    Yeh, Hsieh, Suggala, Inouye, Ravikumar. "On the (In)fidelity and
+    Sensitivity of Explanations." NeurIPS 2019.
+    """
+
+    name: ClassVar[str] = "robustness.max_sensitivity"
+    version: ClassVar[str] = "1"
+
+
+class AvgSensitivity(_Sensitivity):
+    """Mean relative change of the explanation under uniform input noise; lower is better.
+
+    As :class:`MaxSensitivity`, averaging over the draws instead of taking the
+    maximum (``quantus.AvgSensitivity``).
+
+    Parameters
+    ----------
+    radius : float, default=0.2
+        Half-width of the uniform noise (Quantus's default).
+    n_samples : int, default=32
+        Noise draws per row.
+    chunk : int, default=64
+        Perturbed rows per explainer call.
+
+    References
+    ----------
+    Yeh, Hsieh, Suggala, Inouye, Ravikumar. "On the (In)fidelity and
+    Sensitivity of Explanations." NeurIPS 2019.
+    """
+
+    name: ClassVar[str] = "robustness.avg_sensitivity"
+    version: ClassVar[str] = "1"
+
+    def _reduce(self, changes: Tensor) -> Tensor:
+        return changes.mean(dim=1)

@@ -1,0 +1,168 @@
+"""The shared perturbation engine: OOM halving, frozen graphs, cache invalidation, counting."""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import harness
+from harness.contracts import Batch, DatasetInfo, Modality, Task, TorchModel
+from harness.metrics import _engine
+from harness.metrics._engine_graph import fast_forward
+
+INFO = DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b", "c"))
+
+
+class FlakyMemoryModel(TorchModel):
+    """Raises an out-of-memory error for batches above ``limit`` (a GPU stand-in)."""
+
+    name: ClassVar[str] = "test.flaky_memory"
+
+    def __init__(
+        self, *, net: nn.Module | None = None, limit: int = 5, cuda_error: bool = True
+    ) -> None:
+        self.net = net
+        self.limit = limit
+        self.cuda_error = cuda_error
+
+    def _forward(self, batch: Batch) -> Tensor:
+        assert batch.images is not None
+        if len(batch.images) > self.limit:
+            if self.cuda_error:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+            raise RuntimeError(
+                "[enforce fail] DefaultCPUAllocator: can't allocate memory: out of memory"
+            )
+        return self.module(batch.images)
+
+    def _build_module(self, info: DatasetInfo) -> nn.Module:
+        assert self.net is not None
+        return self.net
+
+
+def _flaky(toy, **params: object) -> FlakyMemoryModel:
+    model = FlakyMemoryModel(net=toy.module, **params)
+    model.build(INFO)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    _engine.cache_clear()
+
+
+@pytest.mark.parametrize("cuda_error", [True, False])
+def test_out_of_memory_halves_the_chunk_and_gives_the_same_values(toy, cuda_error: bool) -> None:
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=64)
+    reference = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    flaky = _flaky(toy, limit=5, cuda_error=cuda_error)
+    with _engine.configure(max_batch=16, cache=False), _engine.count_forwards() as stats:
+        values = metric.evaluate(flaky, toy.batch, toy.targets, toy.attribution)
+    torch.testing.assert_close(values.values, reference.values, atol=1e-6, rtol=0)
+    assert stats.retries == 2 and max(stats.chunk_sizes) <= 4  # 16 -> 8 -> 4, then remembered
+
+
+def test_other_runtime_errors_propagate(toy) -> None:
+    class Broken(FlakyMemoryModel):
+        name: ClassVar[str] = "test.broken"
+
+        def _forward(self, batch: Batch) -> Tensor:
+            raise RuntimeError("shape mismatch in layer 3")
+
+    model = Broken(net=toy.module)
+    model.build(INFO)
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=64)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        metric.evaluate(model, toy.batch, toy.targets, toy.attribution)
+
+
+def test_frozen_graph_is_used_and_equals_eager(toy) -> None:
+    assert fast_forward(toy.model, toy.batch.images) is not None
+    metric = harness.get_metric("faithfulness.deletion_auc", pixels_per_step=8)
+    frozen = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    with _engine.configure(freeze=False, cache=False):
+        eager = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    torch.testing.assert_close(
+        frozen.curves["probability"], eager.curves["probability"], atol=1e-6, rtol=0
+    )
+
+
+class BatchDependent(nn.Module):
+    """Traces to a graph with the batch size baked in, so verification must reject it."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x) + float(x.shape[0])
+
+
+def test_untrustworthy_graph_falls_back_to_eager(toy, wrap) -> None:
+    module = BatchDependent(toy.module).eval()
+    model = wrap(module, classes=3)
+    assert fast_forward(model, toy.batch.images) is None
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=64, output="logit")
+    with _engine.configure(max_batch=8):
+        scores = metric.evaluate(model, toy.batch, toy.targets, toy.attribution)
+    assert scores.curves["logit"].min() > 7.0  # eager: + 8 per 8-image chunk, not a baked + 4
+
+
+class _Shim:
+    """Something with a ``batch`` attribute, like a toy setup."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+
+
+def _clean(model, toy) -> Tensor:
+    return _engine.clean_logits(model, toy.batch)
+
+
+def test_cache_serves_repeats_and_never_stale_weights(toy_factory) -> None:
+    toy = toy_factory(seed=5)
+    first = _clean(toy.model, toy)
+    with _engine.count_forwards() as stats:
+        again = _clean(toy.model, toy)
+    assert stats.images == 0 and torch.equal(first, again)
+    layer = toy.module[0]
+    with torch.no_grad():
+        layer.weight.add_(0.5)  # in place: bumps the version counter
+    changed = _clean(toy.model, toy)
+    with torch.no_grad():
+        expected = toy.module(toy.batch.images)
+    torch.testing.assert_close(changed, expected, atol=1e-6, rtol=0)
+    assert not torch.allclose(changed, first)
+    layer.weight.data.mul_(-1)  # through .data: no version bump, caught by the weight sums
+    flipped = _clean(toy.model, toy)
+    with torch.no_grad():
+        torch.testing.assert_close(flipped, toy.module(toy.batch.images), atol=1e-6, rtol=0)
+
+
+def test_cache_follows_deep_copies_and_pixels(toy_factory) -> None:
+    toy = toy_factory(seed=6)
+    original = _clean(toy.model, toy)
+    clone = copy.deepcopy(toy.model)
+    for module in clone.module.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    randomised = _clean(clone, toy)
+    with torch.no_grad():
+        torch.testing.assert_close(randomised, clone.module(toy.batch.images), atol=1e-6, rtol=0)
+    assert not torch.allclose(randomised, original)
+    brighter = toy.batch.with_images(toy.batch.images + 0.25)  # same ids, other pixels
+    with torch.no_grad():
+        expected = toy.module(brighter.images)
+    torch.testing.assert_close(_clean(toy.model, _Shim(brighter)), expected, atol=1e-6, rtol=0)
+
+
+def test_forward_count_is_steps_times_rows_plus_clean(toy) -> None:
+    metric = harness.get_metric("faithfulness.region_perturbation", patch_size=4, regions=5)
+    with _engine.count_forwards() as stats:
+        metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    assert stats.images == 8 * 5 + 8
+    assert all(size <= 64 for size in stats.chunk_sizes)

@@ -1,0 +1,66 @@
+"""Property tests: a row's score ignores its batch neighbours and the engine's chunk size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import harness
+from harness.metrics import _engine
+
+CASES = {
+    "faithfulness.deletion_auc": {"pixels_per_step": 32},
+    "faithfulness.insertion_auc": {"pixels_per_step": 32},
+    "faithfulness.pixel_flipping": {"pixels_per_step": 32},
+    "faithfulness.region_perturbation": {"patch_size": 4, "regions": 6, "order": "lerf"},
+    "faithfulness.monotonicity": {"pixels_per_step": 64},
+    "faithfulness.road": {"percentages": (10, 50, 90), "seed": 3},
+}
+TOL = 1e-6  # float32 forwards of different batch compositions
+SETTINGS = settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def _score(name: str, setup, rows: list[int]) -> torch.Tensor:
+    metric = harness.get_metric(name, **CASES[name])
+    batch = setup.batch.index(rows)
+    targets = setup.targets[rows]
+    return metric.evaluate(setup.model, batch, targets, setup.attribution.index(rows)).values
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@SETTINGS
+@given(rows=st.lists(st.integers(0, 7), min_size=1, max_size=5, unique=True))
+def test_row_score_does_not_depend_on_other_rows(toy, name: str, rows: list[int]) -> None:
+    full = _score(name, toy, list(range(8)))
+    with _engine.configure(cache=False):
+        part = _score(name, toy, rows)
+    torch.testing.assert_close(part, full[rows], atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@SETTINGS
+@given(max_batch=st.sampled_from([1, 3, 7, 16, 33]))
+def test_chunk_size_does_not_change_values(toy, name: str, max_batch: int) -> None:
+    reference = _score(name, toy, list(range(8)))
+    with _engine.configure(max_batch=max_batch, cache=False):
+        chunked = _score(name, toy, list(range(8)))
+    torch.testing.assert_close(chunked, reference, atol=TOL, rtol=0)
+
+
+def test_correlation_with_a_seed_is_reproducible_and_runs_move_it(toy) -> None:
+    make = lambda seed: harness.get_metric(  # noqa: E731
+        "faithfulness.correlation", runs=16, subset_size=24, seed=seed
+    )
+    a = make(1).evaluate(toy.model, toy.batch, toy.targets, toy.attribution).values
+    with _engine.configure(max_batch=7, cache=False):
+        b = make(1).evaluate(toy.model, toy.batch, toy.targets, toy.attribution).values
+    c = make(2).evaluate(toy.model, toy.batch, toy.targets, toy.attribution).values
+    torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+    assert not torch.allclose(a, c)
