@@ -97,8 +97,14 @@ __all__ = [
 _SOURCES = {
     "harness.api": ("get_dataset", "get_explainer", "get_metric", "get_model", "list_plugins"),
     "harness.errors": (
-        "CapabilityError", "ContractViolation", "DataError", "HarnessError",
-        "PluginConflictError", "PluginError", "SpecError", "StoreError",
+        "CapabilityError",
+        "ContractViolation",
+        "DataError",
+        "HarnessError",
+        "PluginConflictError",
+        "PluginError",
+        "SpecError",
+        "StoreError",
     ),
     "harness.hookspecs": ("hookimpl",),
 }

@@ -12,5 +12,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError("device", "device", f"{name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        raise SpecError(
+            "device", "device", f"{name!r} requested but CUDA is not available; use 'auto' or 'cpu'"
+        )
     return torch.device(name)

@@ -162,7 +162,11 @@ def plan(plugins: Plugins) -> Plan:
     """Expand datasets x models x explainers x metrics into cells and skipped cells."""
     cells: list[Cell] = []
     skipped: list[Skipped] = []
-    per_sample = {k: m for k, m in plugins.metrics.items() if m.get_tags().kind is not MetricKind.CLASSIFICATION}
+    per_sample = {
+        k: m
+        for k, m in plugins.metrics.items()
+        if m.get_tags().kind is not MetricKind.CLASSIFICATION
+    }
     corpus = {k: m for k, m in plugins.metrics.items() if k not in per_sample}
     for dkey, (info, _) in plugins.datasets.items():
         for mkey, model in plugins.models.items():

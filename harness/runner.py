@@ -67,13 +67,17 @@ class RunSummary:
 
 def _git_hash() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def instantiate(spec: Spec, regs: Registries) -> tuple[Plugins, dict[str, str], dict[str, Exception]]:
+def instantiate(
+    spec: Spec, regs: Registries
+) -> tuple[Plugins, dict[str, str], dict[str, Exception]]:
     """Build every plugin; returns plugins, provenance strings, and datasets that failed."""
     provenance: dict[str, str] = {}
     built: dict[str, dict[str, Any]] = {}
@@ -83,7 +87,9 @@ def instantiate(spec: Spec, regs: Registries) -> tuple[Plugins, dict[str, str], 
             cls = regs.kind(kind).get(p.name)
             entry = regs.kind(kind).entry(p.name)
             built[kind][p.key] = cls(**p.params)
-            provenance[f"{kind[:-1]}:{p.key}"] = f"{p.name} v{cls.version} ({entry.distribution} {entry.dist_version})"
+            provenance[f"{kind[:-1]}:{p.key}"] = (
+                f"{p.name} v{cls.version} ({entry.distribution} {entry.dist_version})"
+            )
     datasets: dict[str, tuple[DatasetInfo, Any]] = {}
     broken: dict[str, Exception] = {}
     for key, ds in built["datasets"].items():
@@ -118,18 +124,24 @@ def store_comparisons(store: Store, run_id: int) -> None:
     direction: dict[tuple[str, str, str], bool] = {}
     for r in rows:
         g = (r["dataset"], r["model"], r["metric"])
-        groups.setdefault(g, {}).setdefault(r["explainer"], {})[f"{r['sample_id']}:{r['target']}"] = r["value"]
+        groups.setdefault(g, {}).setdefault(r["explainer"], {})[
+            f"{r['sample_id']}:{r['target']}"
+        ] = r["value"]
         direction[g] = bool(r["higher_is_better"])
     out = []
     for g, scores in sorted(groups.items()):
         if len(scores) < 2:
             continue
         for c in paired_tests(scores, direction[g]):
-            out.append((*g, c.a, c.b, c.n, c.statistic, c.p_value, c.p_adjusted, c.better, "wilcoxon+holm"))
+            out.append(
+                (*g, c.a, c.b, c.n, c.statistic, c.p_value, c.p_adjusted, c.better, "wilcoxon+holm")
+            )
     store.write_comparisons(run_id, out)
 
 
-def _record_plan_outcomes(ctx: RunContext, planned: Plan, broken: dict[str, Exception], spec: Spec) -> None:
+def _record_plan_outcomes(
+    ctx: RunContext, planned: Plan, broken: dict[str, Exception], spec: Spec
+) -> None:
     from harness.pipeline.context import fail_cells, make_row
 
     for s in planned.skipped:
@@ -155,10 +167,16 @@ def run_benchmark(options: RunOptions, registries: Registries | None = None) -> 
     n_broken = sum(len(_broken_dataset_cells(spec, plugins, d)) for d in broken)
     total = len(planned.cells) + len(planned.skipped) + n_broken
     store = Store(out / DB_NAME)
-    run_id = store.start_run({
-        "benchmark": spec.benchmark, "spec_file": str(options.spec_path), "spec_hash": spec.spec_hash,
-        "harness_version": __version__, "git_hash": _git_hash(), "device": str(device),
-    })  # fmt: skip
+    run_id = store.start_run(
+        {
+            "benchmark": spec.benchmark,
+            "spec_file": str(options.spec_path),
+            "spec_hash": spec.spec_hash,
+            "harness_version": __version__,
+            "git_hash": _git_hash(),
+            "device": str(device),
+        }
+    )
     counts = {"ok": 0, "skipped": 0, "failed": 0}
 
     def on_cell(row: ResultRow) -> None:
@@ -171,15 +189,24 @@ def run_benchmark(options: RunOptions, registries: Registries | None = None) -> 
             stack.enter_context(RichProgress(total)) if options.progress else NullProgress()
         )
         ctx = RunContext(
-            spec=spec, plugins=plugins, cache=ArtefactCache(options.cache_dir or out / ".cache"),
-            store=store, run_id=run_id, device=device, progress=progress, provenance=provenance,
-            on_cell=on_cell, force=options.force,
-        )  # fmt: skip
+            spec=spec,
+            plugins=plugins,
+            cache=ArtefactCache(options.cache_dir or out / ".cache"),
+            store=store,
+            run_id=run_id,
+            device=device,
+            progress=progress,
+            provenance=provenance,
+            on_cell=on_cell,
+            force=options.force,
+        )
         _execute(ctx, planned, broken, options.executor)
     store_comparisons(store, run_id)
     store.finish_run(run_id, "failed" if counts["failed"] else "ok")
     files = write_reports(store, out)
     store.close()
-    summary = RunSummary(spec.benchmark, out, counts["ok"], counts["skipped"], counts["failed"], tuple(files))
+    summary = RunSummary(
+        spec.benchmark, out, counts["ok"], counts["skipped"], counts["failed"], tuple(files)
+    )
     regs.manager.hook.harness_run_finished(summary={**asdict(summary), "options": options.options})
     return summary

@@ -64,7 +64,7 @@ class ArtefactCache:
         return self._dir(key) / f"{key}.json"
 
     def has(self, key: str) -> bool:
-        """True when the stage ``key`` completed earlier."""
+        """Return True when the stage ``key`` completed earlier."""
         return self._sidecar(key).exists()
 
     def meta(self, key: str) -> dict[str, Any]:

@@ -28,8 +28,13 @@ class Summary:
     n: int
 
 
-def bootstrap_mean(values: Sequence[float] | np.ndarray, *, n_boot: int = 1000,
-                   confidence: float = 0.95, seed: int = 0) -> Summary:
+def bootstrap_mean(
+    values: Sequence[float] | np.ndarray,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Summary:
     """Mean of ``values`` with a percentile bootstrap interval."""
     x = np.asarray(values, dtype=np.float64)
     n = x.size
@@ -45,8 +50,14 @@ def bootstrap_mean(values: Sequence[float] | np.ndarray, *, n_boot: int = 1000,
     return Summary(float(x.mean()), float(low), float(high), n)
 
 
-def bootstrap_statistic(n: int, statistic: Callable[[np.ndarray], float], *, n_boot: int = 1000,
-                        confidence: float = 0.95, seed: int = 0) -> Summary:
+def bootstrap_statistic(
+    n: int,
+    statistic: Callable[[np.ndarray], float],
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Summary:
     """Corpus statistic over all ``n`` rows with an interval from resampled row indices.
 
     Resamples where the statistic is undefined (it raises ``ValueError`` or
@@ -101,7 +112,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def paired_tests(scores: Mapping[str, Mapping[str, float]], higher_is_better: bool) -> list[Comparison]:
+def paired_tests(
+    scores: Mapping[str, Mapping[str, float]], higher_is_better: bool
+) -> list[Comparison]:
     """Wilcoxon signed-rank tests between every pair of explainers, Holm-corrected.
 
     ``scores`` maps explainer -> {row id -> score}; each pair is tested on the
@@ -124,4 +137,7 @@ def paired_tests(scores: Mapping[str, Mapping[str, float]], higher_is_better: bo
             better = a if (mean_diff > 0) == higher_is_better else b
             raw.append((a, b, len(shared), stat, p, better if mean_diff != 0 else ""))
     adjusted = holm([r[4] for r in raw]) if raw else []
-    return [Comparison(a, b, n, s, p, padj, bt) for (a, b, n, s, p, bt), padj in zip(raw, adjusted, strict=True)]
+    return [
+        Comparison(a, b, n, s, p, padj, bt)
+        for (a, b, n, s, p, bt), padj in zip(raw, adjusted, strict=True)
+    ]

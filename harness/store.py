@@ -104,8 +104,15 @@ class Store:
             cur = self.conn.execute(
                 "INSERT INTO runs (benchmark, spec_file, spec_hash, started, harness_version,"
                 " git_hash, device, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
-                (meta.get("benchmark"), meta.get("spec_file"), meta.get("spec_hash"), time.time(),
-                 meta.get("harness_version"), meta.get("git_hash"), meta.get("device")),
+                (
+                    meta.get("benchmark"),
+                    meta.get("spec_file"),
+                    meta.get("spec_hash"),
+                    time.time(),
+                    meta.get("harness_version"),
+                    meta.get("git_hash"),
+                    meta.get("device"),
+                ),
             )
         return int(cur.lastrowid or 0)
 
@@ -113,7 +120,8 @@ class Store:
         """Mark a run finished with ``status``."""
         with self.conn:
             self.conn.execute(
-                "UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id)
+                "UPDATE runs SET finished = ?, status = ? WHERE run_id = ?",
+                (time.time(), status, run_id),
             )
 
     def write_cell(
@@ -127,12 +135,17 @@ class Store:
         data = asdict(row)
         data["plugins"] = json.dumps(row.plugins, sort_keys=True)
         data["notes"] = json.dumps(row.notes, sort_keys=True)
-        data["higher_is_better"] = None if row.higher_is_better is None else int(row.higher_is_better)
+        data["higher_is_better"] = (
+            None if row.higher_is_better is None else int(row.higher_is_better)
+        )
         cell = (run_id, row.dataset, row.model, row.explainer, row.metric)
         cols = ", ".join(["run_id", *data])
         marks = ", ".join("?" * (len(data) + 1))
         with self.conn:
-            self.conn.execute(f"INSERT OR REPLACE INTO results ({cols}) VALUES ({marks})", (run_id, *data.values()))
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO results ({cols}) VALUES ({marks})",
+                (run_id, *data.values()),
+            )
             self.conn.execute(
                 "DELETE FROM sample_scores WHERE run_id=? AND dataset=? AND model=? AND explainer=? AND metric=?",
                 cell,
@@ -156,7 +169,9 @@ class Store:
                 [(run_id, *r) for r in rows],
             )
 
-    def write_gallery(self, run_id: int, cell: tuple[str, str, str], items: Sequence[tuple[str, int, str, str]]) -> None:
+    def write_gallery(
+        self, run_id: int, cell: tuple[str, str, str], items: Sequence[tuple[str, int, str, str]]
+    ) -> None:
         """Store (sample id, target, input PNG, overlay PNG) thumbnails of one explainer."""
         with self.conn:
             self.conn.executemany(
@@ -169,7 +184,9 @@ class Store:
         cur = self.conn.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
         row = cur.fetchone()
         if row is None:
-            raise StoreError(f"{self.path}: the store holds no run yet; run `harness run SPEC` first")
+            raise StoreError(
+                f"{self.path}: the store holds no run yet; run `harness run SPEC` first"
+            )
         return dict(zip([d[0] for d in cur.description], row, strict=True))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

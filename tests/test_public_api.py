@@ -6,13 +6,46 @@ import sys
 import harness
 
 EXPECTED = [
-    "Attribution", "Batch", "CapabilityError", "ClassificationMetric", "ContractViolation",
-    "DataError", "Dataset", "DatasetInfo", "DatasetTags", "Explainer", "ExplainerTags",
-    "ExplanationMetric", "FitContext", "GenerationMetric", "HarnessError", "Metric", "MetricKind",
-    "MetricTags", "Modality", "Model", "ModelTags", "Need", "Output", "PluginConflictError",
-    "PluginError", "Provides", "Sample", "Scores", "SpecError", "StoreError", "Task", "TorchModel",
-    "__version__", "get_dataset", "get_explainer", "get_metric", "get_model", "hookimpl", "list_plugins",
-]  # fmt: skip
+    "Attribution",
+    "Batch",
+    "CapabilityError",
+    "ClassificationMetric",
+    "ContractViolation",
+    "DataError",
+    "Dataset",
+    "DatasetInfo",
+    "DatasetTags",
+    "Explainer",
+    "ExplainerTags",
+    "ExplanationMetric",
+    "FitContext",
+    "GenerationMetric",
+    "HarnessError",
+    "Metric",
+    "MetricKind",
+    "MetricTags",
+    "Modality",
+    "Model",
+    "ModelTags",
+    "Need",
+    "Output",
+    "PluginConflictError",
+    "PluginError",
+    "Provides",
+    "Sample",
+    "Scores",
+    "SpecError",
+    "StoreError",
+    "Task",
+    "TorchModel",
+    "__version__",
+    "get_dataset",
+    "get_explainer",
+    "get_metric",
+    "get_model",
+    "hookimpl",
+    "list_plugins",
+]
 
 
 def test_all_is_pinned_sorted_and_resolvable() -> None:
@@ -42,13 +75,17 @@ def test_score_attributions_in_a_notebook_without_a_spec() -> None:
     model.build(harness.DatasetInfo(harness.Modality.IMAGE, harness.Task.MULTICLASS, ("a", "b")))
     masks = torch.zeros(2, 2, 4, 4, dtype=torch.bool)
     masks[:, 1, :2, :2] = True  # the lesion of class 1 is the top-left quarter
-    batch = harness.Batch(ids=("x", "y"), labels=torch.tensor([1, 1]), images=torch.rand(2, 1, 4, 4), masks=masks)
+    batch = harness.Batch(
+        ids=("x", "y"), labels=torch.tensor([1, 1]), images=torch.rand(2, 1, 4, 4), masks=masks
+    )
     pixels = torch.zeros(2, 4, 4)
     pixels[0, :2, :2] = 1.0  # all relevance inside the mask
     pixels[1, :2, :2], pixels[1, 2:, 2:] = 1.0, 3.0  # a quarter of it inside
     attribution = harness.Attribution(pixels=pixels)
     metric = harness.get_metric("localisation.relevance_mass")
-    assert metric.higher_is_better and "localisation.pointing_game" in harness.list_plugins("metrics")
+    assert metric.higher_is_better and "localisation.pointing_game" in harness.list_plugins(
+        "metrics"
+    )
     scores = metric.score(model, batch, torch.tensor([1, 1]), attribution)
     assert scores.tolist() == [1.0, 0.25]
     explainer = harness.get_explainer("control.random", seed=1)

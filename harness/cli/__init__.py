@@ -13,17 +13,32 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("harness.cli.run", "run a benchmark spec and write its leaderboard",
-            "example: harness run specs/quickstart.yaml -o leaderboards/quickstart"),
-    "validate": ("harness.cli.validate", "check a spec and report every problem",
-                 "example: harness validate specs/pneumonia.yaml"),
-    "ls": ("harness.cli.ls", "list discovered plugins with their distribution and version",
-           "example: harness ls explainers"),
-    "report": ("harness.cli.report", "rebuild the leaderboard files from a results store",
-               "example: harness report leaderboards/quickstart"),
-    "check": ("harness.cli.check", "run the conformance kit on a registered plugin",
-              "example: harness check captum.grad_cam"),
-}  # fmt: skip
+    "run": (
+        "harness.cli.run",
+        "run a benchmark spec and write its leaderboard",
+        "example: harness run specs/quickstart.yaml -o leaderboards/quickstart",
+    ),
+    "validate": (
+        "harness.cli.validate",
+        "check a spec and report every problem",
+        "example: harness validate specs/pneumonia.yaml",
+    ),
+    "ls": (
+        "harness.cli.ls",
+        "list discovered plugins with their distribution and version",
+        "example: harness ls explainers",
+    ),
+    "report": (
+        "harness.cli.report",
+        "rebuild the leaderboard files from a results store",
+        "example: harness report leaderboards/quickstart",
+    ),
+    "check": (
+        "harness.cli.check",
+        "run the conformance kit on a registered plugin",
+        "example: harness check captum.grad_cam",
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,11 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         "localisation, sanity checks, robustness and complexity.",
         epilog="example: harness run specs/quickstart.yaml",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text, example) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=example,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=example,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(p)  # type: ignore[attr-defined]
     return parser
@@ -49,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * args.verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2

@@ -10,7 +10,9 @@ KINDS = ("datasets", "models", "explainers", "metrics")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``check`` arguments."""
     parser.add_argument("name", help="registered plugin name, e.g. captum.grad_cam")
-    parser.add_argument("--kind", choices=KINDS, default=None, help="plugin kind when a name is ambiguous")
+    parser.add_argument(
+        "--kind", choices=KINDS, default=None, help="plugin kind when a name is ambiguous"
+    )
 
 
 def execute(args: argparse.Namespace) -> int:

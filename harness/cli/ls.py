@@ -10,7 +10,9 @@ KINDS = ("datasets", "models", "explainers", "metrics")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``ls`` arguments."""
     parser.add_argument("kind", nargs="?", choices=KINDS, help="one plugin kind (default: all)")
-    parser.add_argument("--tags", action="store_true", help="also show each plugin's declared tags (imports it)")
+    parser.add_argument(
+        "--tags", action="store_true", help="also show each plugin's declared tags (imports it)"
+    )
 
 
 def _tags(registry: object, name: str) -> str:
@@ -25,7 +27,9 @@ def _tags(registry: object, name: str) -> str:
     for field in ("modality", "modalities", "task", "tasks", "needs", "provides", "output", "kind"):
         value = getattr(tags, field, None)
         if value:
-            shown = value.value if hasattr(value, "value") else ",".join(sorted(v.value for v in value))
+            shown = (
+                value.value if hasattr(value, "value") else ",".join(sorted(v.value for v in value))
+            )
             parts.append(f"{field}={shown}")
     if hasattr(cls, "higher_is_better"):
         parts.append("higher is better" if cls.higher_is_better else "lower is better")

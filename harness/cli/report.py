@@ -8,7 +8,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` arguments."""
-    parser.add_argument("results", type=Path, help="output folder of a run (holding results.sqlite)")
+    parser.add_argument(
+        "results", type=Path, help="output folder of a run (holding results.sqlite)"
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -19,7 +21,9 @@ def execute(args: argparse.Namespace) -> int:
 
     db = args.results / DB_NAME
     if not db.exists():
-        raise StoreError(f"{db}: no results store here; expected the output folder of `harness run`")
+        raise StoreError(
+            f"{db}: no results store here; expected the output folder of `harness run`"
+        )
     store = Store(db)
     try:
         for path in write_reports(store, args.results):

@@ -10,17 +10,40 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``run`` arguments."""
     parser.add_argument("spec", type=Path, help="benchmark spec (YAML)")
-    parser.add_argument("-o", "--output", type=Path, default=None,
-                        help="output folder (default: leaderboards/<benchmark>)")  # fmt: skip
-    parser.add_argument("--force", action="store_true", help="recompute every stage instead of using the cache")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="stage cache (default: <output>/.cache)")
-    parser.add_argument("--device", default=None, help="override the spec's device: auto, cpu, cuda, cuda:N")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="output folder (default: leaderboards/<benchmark>)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="recompute every stage instead of using the cache"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="stage cache (default: <output>/.cache)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="override the spec's device: auto, cpu, cuda, cuda:N"
+    )
     parser.add_argument("--executor", default="local", help="where groups run (default: local)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray")  # fmt: skip
-    parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="no:NAME",
-                        help="block a plugin by its entry-point name, e.g. -p no:builtins")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray",
+    )
+    parser.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="no:NAME",
+        help="block a plugin by its entry-point name, e.g. -p no:builtins",
+    )
 
 
 def blocked_plugins(values: list[str]) -> tuple[str, ...]:
@@ -34,11 +57,17 @@ def execute(args: argparse.Namespace) -> int:
 
     summary = run_benchmark(
         RunOptions(
-            spec_path=args.spec, output=args.output, cache_dir=args.cache_dir, force=args.force,
-            executor=args.executor, device=args.device, progress=not args.no_progress,
-            blocked=blocked_plugins(args.plugins), overrides=tuple(args.overrides),
+            spec_path=args.spec,
+            output=args.output,
+            cache_dir=args.cache_dir,
+            force=args.force,
+            executor=args.executor,
+            device=args.device,
+            progress=not args.no_progress,
+            blocked=blocked_plugins(args.plugins),
+            overrides=tuple(args.overrides),
         )
-    )  # fmt: skip
+    )
     print(
         f"{summary.benchmark}: {summary.total} cells: {summary.ok} ok, {summary.skipped} skipped, "
         f"{summary.failed} failed -> {summary.output}/leaderboard.md"
@@ -46,6 +75,9 @@ def execute(args: argparse.Namespace) -> int:
     for path in summary.files:
         print(f"  wrote {path}")
     if summary.failed:
-        print(f"{summary.failed} cell(s) failed; see the leaderboard for their errors", file=sys.stderr)
+        print(
+            f"{summary.failed} cell(s) failed; see the leaderboard for their errors",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -12,10 +12,22 @@ from harness.cli.run import blocked_plugins
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` arguments."""
     parser.add_argument("spec", type=Path, help="benchmark spec (YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray")  # fmt: skip
-    parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="no:NAME",
-                        help="block a plugin by its entry-point name")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray",
+    )
+    parser.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="no:NAME",
+        help="block a plugin by its entry-point name",
+    )
 
 
 def execute(args: argparse.Namespace) -> int:

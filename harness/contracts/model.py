@@ -239,5 +239,7 @@ class TorchModel(Model, abc.ABC):
                 total += float(loss.detach())
                 if context.progress is not None:
                     context.progress(epoch * steps_per_epoch + step + 1, epochs * steps_per_epoch)
-            log.info("%s epoch %d/%d loss %.4f", self.name, epoch + 1, epochs, total / steps_per_epoch)
+            log.info(
+                "%s epoch %d/%d loss %.4f", self.name, epoch + 1, epochs, total / steps_per_epoch
+            )
         self.module.eval()

@@ -8,10 +8,10 @@ becomes the reason of a skipped cell.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Modality(str, Enum):
+class Modality(StrEnum):
     """Input modality of a dataset or model."""
 
     IMAGE = "image"
@@ -19,14 +19,14 @@ class Modality(str, Enum):
     IMAGE_TEXT = "image+text"
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """Prediction task: one class per sample, or a multi-hot label vector."""
 
     MULTICLASS = "multiclass"
     MULTILABEL = "multilabel"
 
 
-class Provides(str, Enum):
+class Provides(StrEnum):
     """Ground truth a dataset carries for explanation metrics."""
 
     MASKS = "masks"
@@ -34,7 +34,7 @@ class Provides(str, Enum):
     REFERENCES = "references"
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     """What an explainer returns."""
 
     PIXEL = "pixel"
@@ -42,7 +42,7 @@ class Output(str, Enum):
     SENTENCE = "sentence"
 
 
-class Need(str, Enum):
+class Need(StrEnum):
     """A requirement of an explainer or a metric.
 
     ``GRADIENTS``: a differentiable torch model. ``TARGET_LAYER``: a model that
@@ -68,7 +68,7 @@ class Need(str, Enum):
     LABEL_RANDOMISED_MODEL = "label_randomised_model"
 
 
-class MetricKind(str, Enum):
+class MetricKind(StrEnum):
     """The metric taxonomy; also the folder layout of ``harness/metrics``."""
 
     CLASSIFICATION = "classification"

@@ -41,10 +41,13 @@ def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Att
     """Validate an explainer's output against the batch; channel dims are summed away."""
     if not isinstance(out, Attribution):
         raise ContractViolation(
-            f"{_who('explainer', explainer)} returned {type(out).__name__}; expected harness.Attribution", plugin=explainer.name
+            f"{_who('explainer', explainer)} returned {type(out).__name__}; expected harness.Attribution",
+            plugin=explainer.name,
         )
     if out.pixels is None and out.tokens is None and out.sentences is None:
-        raise ContractViolation(f"{_who('explainer', explainer)} returned an empty Attribution", plugin=explainer.name)
+        raise ContractViolation(
+            f"{_who('explainer', explainer)} returned an empty Attribution", plugin=explainer.name
+        )
     n = len(batch)
     pixels = out.pixels
     if pixels is not None:
@@ -74,7 +77,8 @@ def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Att
         _finite(tokens, "token attributions", "explainer", explainer)
     if out.sentences is not None and len(out.sentences) != n:
         raise ContractViolation(
-            f"{_who('explainer', explainer)} returned {len(out.sentences)} sentences for {n} rows", plugin=explainer.name
+            f"{_who('explainer', explainer)} returned {len(out.sentences)} sentences for {n} rows",
+            plugin=explainer.name,
         )
     return Attribution(
         pixels=None if pixels is None else pixels.detach().float(),
@@ -98,7 +102,8 @@ def check_scores(out: Tensor, n: int, *, metric: ExplanationMetric) -> Tensor:
     """Validate a metric's per-row scores: a finite (N,) tensor."""
     if tuple(out.shape) != (n,):
         raise ContractViolation(
-            f"{_who('metric', metric)} returned scores of shape {tuple(out.shape)}; expected ({n},)", plugin=metric.name
+            f"{_who('metric', metric)} returned scores of shape {tuple(out.shape)}; expected ({n},)",
+            plugin=metric.name,
         )
     _finite(out.detach().double(), "scores", "metric", metric)
     return out.detach().double().cpu()

@@ -22,7 +22,9 @@ class Executor(Protocol):
 
     name: str
 
-    def run(self, groups: Sequence[GroupTask], work: Callable[[str, str, Sequence[Cell]], None]) -> None:
+    def run(
+        self, groups: Sequence[GroupTask], work: Callable[[str, str, Sequence[Cell]], None]
+    ) -> None:
         """Run every group; ``work`` records its own results and never raises."""
 
 

@@ -19,7 +19,15 @@ from harness.pipeline.explaining import attribute, explain_set, score_explanatio
 from harness.pipeline.training import predict, score_classification, train
 from harness.planner import NO_EXPLAINER, Cell
 
-__all__ = ["RunContext", "cached", "predict", "record", "run_group", "seed_everything", "select_targets"]
+__all__ = [
+    "RunContext",
+    "cached",
+    "predict",
+    "record",
+    "run_group",
+    "seed_everything",
+    "select_targets",
+]
 
 
 def run_group(ctx: RunContext, dkey: str, mkey: str, cells: Sequence[Cell]) -> None:
@@ -43,7 +51,9 @@ def run_group(ctx: RunContext, dkey: str, mkey: str, cells: Sequence[Cell]) -> N
     try:
         eset = explain_set(ctx, trained)
     except Exception as exc:
-        fail_cells(ctx, [c for cs in by_explainer.values() for c in cs], exc, "choosing rows to explain")
+        fail_cells(
+            ctx, [c for cs in by_explainer.values() for c in cs], exc, "choosing rows to explain"
+        )
         return
     for ekey, ecells in by_explainer.items():
         try:

@@ -50,10 +50,13 @@ def seed_everything(seed: int) -> None:
 
 
 def key_seed(key: str) -> int:
+    """Derive a reproducible integer seed from a stage key."""
     return int(key[:8], 16)
 
 
-def cached(ctx: RunContext, key: str, what: str, compute: Callable[[], Computed]) -> tuple[dict[str, Tensor], Any, float]:
+def cached(
+    ctx: RunContext, key: str, what: str, compute: Callable[[], Computed]
+) -> tuple[dict[str, Tensor], Any, float]:
     """Return a stage's tensors, data and compute seconds, computing it only once."""
     if ctx.force and key not in ctx.forced:
         ctx.cache.drop(key)
@@ -72,7 +75,12 @@ def cached(ctx: RunContext, key: str, what: str, compute: Callable[[], Computed]
         key,
         tensors=tensors,
         data=data,
-        meta={"stage": what, "seconds": seconds, "tensors": tensors is not None, "data": data is not None},
+        meta={
+            "stage": what,
+            "seconds": seconds,
+            "tensors": tensors is not None,
+            "data": data is not None,
+        },
     )
     return dict(tensors or {}), data, seconds
 
@@ -82,20 +90,32 @@ def _error_text(exc: BaseException) -> str:
 
 
 def make_row(ctx: RunContext, cell: Cell, status: str, **kw: Any) -> ResultRow:
+    """Build the result row of ``cell`` with its metric's metadata and provenance."""
     metric = ctx.plugins.metrics[cell.metric]
     parts = {"dataset": cell.dataset, "model": cell.model, "metric": cell.metric}
     if cell.explainer != NO_EXPLAINER:
         parts["explainer"] = cell.explainer
     return ResultRow(
-        dataset=cell.dataset, model=cell.model, explainer=cell.explainer, metric=cell.metric,
-        status=status, kind=metric.get_tags().kind.value, higher_is_better=metric.higher_is_better,
-        device=str(ctx.device), spec_hash=ctx.spec.spec_hash,
-        plugins={k: ctx.provenance.get(f"{k}:{v}", v) for k, v in parts.items()}, **kw,
-    )  # fmt: skip
+        dataset=cell.dataset,
+        model=cell.model,
+        explainer=cell.explainer,
+        metric=cell.metric,
+        status=status,
+        kind=metric.get_tags().kind.value,
+        higher_is_better=metric.higher_is_better,
+        device=str(ctx.device),
+        spec_hash=ctx.spec.spec_hash,
+        plugins={k: ctx.provenance.get(f"{k}:{v}", v) for k, v in parts.items()},
+        **kw,
+    )
 
 
-def record(ctx: RunContext, row: ResultRow, samples: Sequence[tuple[str, int, float]] = (),
-           curves: Mapping[str, Any] | None = None) -> None:
+def record(
+    ctx: RunContext,
+    row: ResultRow,
+    samples: Sequence[tuple[str, int, float]] = (),
+    curves: Mapping[str, Any] | None = None,
+) -> None:
     """Write one result and report it."""
     ctx.store.write_cell(ctx.run_id, row, samples, curves)
     ctx.on_cell(row)
@@ -120,5 +140,3 @@ def fail_cells(ctx: RunContext, cells: Sequence[Cell], exc: BaseException, stage
 def skip_cell(ctx: RunContext, cell: Cell, reason: str) -> None:
     """Record a cell that had nothing to score."""
     record(ctx, make_row(ctx, cell, "skipped", reason=reason))
-
-

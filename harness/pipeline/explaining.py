@@ -18,13 +18,20 @@ from harness.contracts import (
     Task,
 )
 from harness.errors import ContractViolation, SpecError
-from harness.pipeline.context import Computed, RunContext, cached, key_seed, make_row, record, skip_cell
+from harness.pipeline.context import (
+    Computed,
+    RunContext,
+    cached,
+    key_seed,
+    make_row,
+    record,
+    skip_cell,
+)
 from harness.pipeline.randomisation import attach_label_randomised
 from harness.pipeline.training import Trained
 from harness.planner import Cell
 from harness.stages import stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic
-
 
 GALLERY_ROWS = 4
 
@@ -38,7 +45,9 @@ class ExplainSet:
     targets: Tensor
 
 
-def select_targets(policy: str, task: Task, labels: Tensor, probs: Tensor | None, k: int) -> list[tuple[int, int]]:
+def select_targets(
+    policy: str, task: Task, labels: Tensor, probs: Tensor | None, k: int
+) -> list[tuple[int, int]]:
     """Return (row, target) pairs for a target policy.
 
     ``label``: the true class (multi-class) or every positive label (multi-label);
@@ -63,7 +72,11 @@ def explain_set(ctx: RunContext, trained: Trained) -> ExplainSet:
     """Choose the rows to explain: a seeded subset of the split and its targets."""
     spec = ctx.spec.explain
     if spec.split not in trained.splits:
-        raise SpecError(ctx.spec.file, "explain.split", f"dataset has no split {spec.split!r}; splits: {sorted(trained.splits)}")
+        raise SpecError(
+            ctx.spec.file,
+            "explain.split",
+            f"dataset has no split {spec.split!r}; splits: {sorted(trained.splits)}",
+        )
     ids = trained.splits[spec.split]
     perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(ctx.spec.seed))
     chosen = [ids[i] for i in perm[: spec.n].tolist()]
@@ -91,7 +104,9 @@ def _concat(parts: list[Attribution]) -> Attribution:
     return Attribution(pixels=cat("pixels"), tokens=cat("tokens"), sentences=joined)
 
 
-def attribute(ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str) -> tuple[str, Attribution]:
+def attribute(
+    ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str
+) -> tuple[str, Attribution]:
     """Explain every row of the explain set with one explainer, in batches."""
     explainer = ctx.plugins.explainers[ekey]
     key = stage_key("attributions", explainer, [trained.model_key, eset.key], ctx.spec.seed)
@@ -100,25 +115,33 @@ def attribute(ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str) ->
 
     def compute() -> Computed:
         parts = [
-            explainer.explain(trained.model, eset.batch.index(range(s, min(s + size, len(eset.batch)))),
-                              eset.targets[s : s + size])
+            explainer.explain(
+                trained.model,
+                eset.batch.index(range(s, min(s + size, len(eset.batch)))),
+                eset.targets[s : s + size],
+            )
             for s in range(0, len(eset.batch), size)
-        ]  # fmt: skip
+        ]
         out = _concat(parts) if parts else Attribution(pixels=torch.zeros(0))
-        tensors = {k: v for k, v in (("pixels", out.pixels), ("tokens", out.tokens)) if v is not None}
+        tensors = {
+            k: v for k, v in (("pixels", out.pixels), ("tokens", out.tokens)) if v is not None
+        }
         return tensors, {"sentences": list(out.sentences) if out.sentences is not None else None}
 
     tensors, data, _ = cached(ctx, key, f"attributions of {ekey}", compute)
     sentences = data.get("sentences") if data else None
     attribution = Attribution(
-        pixels=tensors.get("pixels"), tokens=tensors.get("tokens"),
+        pixels=tensors.get("pixels"),
+        tokens=tensors.get("tokens"),
         sentences=tuple(sentences) if sentences is not None else None,
-    )  # fmt: skip
+    )
     _store_gallery(ctx, trained, eset, ekey, attribution)
     return key, attribution
 
 
-def _store_gallery(ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str, attribution: Attribution) -> None:
+def _store_gallery(
+    ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str, attribution: Attribution
+) -> None:
     """Keep thumbnails of the first explained rows for the HTML report."""
     images, pixels = eset.batch.images, attribution.pixels
     if images is None or pixels is None:
@@ -142,7 +165,9 @@ def _rows_for(metric: ExplanationMetric | GenerationMetric, eset: ExplainSet) ->
     return keep.nonzero().flatten()
 
 
-def _generation(metric: GenerationMetric, attribution: Attribution, batch: Batch, seed: int, ctx: RunContext) -> Computed:
+def _generation(
+    metric: GenerationMetric, attribution: Attribution, batch: Batch, seed: int, ctx: RunContext
+) -> Computed:
     if attribution.sentences is None or batch.references is None:
         raise ContractViolation(f"metric {metric.name!r} needs generated sentences and references")
     hyps, refs = attribution.sentences, batch.references
@@ -156,13 +181,20 @@ def _generation(metric: GenerationMetric, attribution: Attribution, batch: Batch
 
 
 def score_explanation(
-    ctx: RunContext, trained: Trained, eset: ExplainSet, attr_key: str, attribution: Attribution, cell: Cell
+    ctx: RunContext,
+    trained: Trained,
+    eset: ExplainSet,
+    attr_key: str,
+    attribution: Attribution,
+    cell: Cell,
 ) -> None:
     """Score one explanation (or generated-text) metric on the rows it applies to."""
     metric = ctx.plugins.metrics[cell.metric]
     explainer: Explainer = ctx.plugins.explainers[cell.explainer]
     if not isinstance(metric, (ExplanationMetric, GenerationMetric)):
-        raise ContractViolation(f"metric {cell.metric!r} is neither an explanation nor a generation metric")
+        raise ContractViolation(
+            f"metric {cell.metric!r} is neither an explanation nor a generation metric"
+        )
     rows = _rows_for(metric, eset)
     if len(rows) == 0:
         skip_cell(ctx, cell, "no explained row has the ground truth this metric needs")
@@ -171,9 +203,23 @@ def score_explanation(
     batch, targets, attr = eset.batch.index(rows), eset.targets[rows], attribution.index(rows)
     ctx.progress.stage(f"{cell.metric} of {cell.explainer}")
     if isinstance(metric, GenerationMetric):
-        _, s, seconds = cached(ctx, key, cell.metric, lambda: _generation(metric, attr, batch, key_seed(key), ctx))
-        record(ctx, make_row(ctx, cell, "ok", value=s["value"], ci_low=s["ci_low"], ci_high=s["ci_high"],
-                             n=s["n"], seconds=seconds, stage_key=key))
+        _, s, seconds = cached(
+            ctx, key, cell.metric, lambda: _generation(metric, attr, batch, key_seed(key), ctx)
+        )
+        record(
+            ctx,
+            make_row(
+                ctx,
+                cell,
+                "ok",
+                value=s["value"],
+                ci_low=s["ci_low"],
+                ci_high=s["ci_high"],
+                n=s["n"],
+                seconds=seconds,
+                stage_key=key,
+            ),
+        )
         return
 
     def compute() -> Computed:
@@ -186,9 +232,23 @@ def score_explanation(
     tensors, data, seconds = cached(ctx, key, cell.metric, compute)
     values = tensors["values"].double()
     boot = ctx.spec.bootstrap
-    s = bootstrap_mean(values.numpy(), n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key))
+    s = bootstrap_mean(
+        values.numpy(), n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key)
+    )
     samples = [(batch.ids[i], int(targets[i]), float(values[i])) for i in range(len(values))]
-    curves = {k.removeprefix("curve:"): v.tolist() for k, v in tensors.items() if k.startswith("curve:")}
-    row = make_row(ctx, cell, "ok", value=s.value, ci_low=s.ci_low, ci_high=s.ci_high, n=s.n,
-                   seconds=seconds, notes=data["notes"], stage_key=key)  # fmt: skip
+    curves = {
+        k.removeprefix("curve:"): v.tolist() for k, v in tensors.items() if k.startswith("curve:")
+    }
+    row = make_row(
+        ctx,
+        cell,
+        "ok",
+        value=s.value,
+        ci_low=s.ci_low,
+        ci_high=s.ci_high,
+        n=s.n,
+        seconds=seconds,
+        notes=data["notes"],
+        stage_key=key,
+    )
     record(ctx, row, samples, curves)

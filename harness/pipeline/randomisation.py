@@ -29,17 +29,19 @@ class PermutedLabels(Dataset):
         self.seed = seed
 
     def info(self) -> DatasetInfo:
-        """The base dataset's info."""
+        """Return the base dataset's info."""
         return self.base.info()
 
     def splits(self) -> Mapping[str, Sequence[str]]:
-        """The base dataset's splits."""
+        """Return the base dataset's splits."""
         return self.base.splits()
 
     def _donors(self) -> dict[str, str]:
         if self._donor_map is None:
             ids = list(self.ids)
-            perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(self.seed)).tolist()
+            perm = torch.randperm(
+                len(ids), generator=torch.Generator().manual_seed(self.seed)
+            ).tolist()
             self._donor_map = {ids[i]: ids[j] for i, j in enumerate(perm)}
         return self._donor_map
 
@@ -48,9 +50,15 @@ class PermutedLabels(Dataset):
         sample = self.base._get(sample_id)
         label = self.base._get(donor).label
         return Sample(
-            id=sample.id, label=label, image=sample.image, tokens=sample.tokens, mask=sample.mask,
-            rationale=sample.rationale, text=sample.text, references=sample.references,
-        )  # fmt: skip
+            id=sample.id,
+            label=label,
+            image=sample.image,
+            tokens=sample.tokens,
+            mask=sample.mask,
+            rationale=sample.rationale,
+            text=sample.text,
+            references=sample.references,
+        )
 
 
 def attach_label_randomised(ctx: RunContext, trained: Trained) -> Model:
@@ -66,7 +74,9 @@ def attach_label_randomised(ctx: RunContext, trained: Trained) -> Model:
     permuted = PermutedLabels(base=trained.dataset, ids=trained.splits["train"], seed=key_seed(key))
 
     def fit() -> Computed:
-        twin.fit(permuted, trained.splits["train"], FitContext(device=ctx.device, seed=ctx.spec.seed))
+        twin.fit(
+            permuted, trained.splits["train"], FitContext(device=ctx.device, seed=ctx.spec.seed)
+        )
         return twin.state_dict(), None
 
     state, _, _ = cached(ctx, key, f"training {trained.mkey} on permuted labels", fit)

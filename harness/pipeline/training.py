@@ -24,6 +24,7 @@ from harness.planner import Cell
 from harness.stages import stage_key
 from harness.stats import bootstrap_statistic
 
+
 @dataclass
 class Trained:
     """A trained model with the keys of the stages that made it."""
@@ -47,14 +48,18 @@ def _splits(ctx: RunContext, dataset: Dataset) -> tuple[str, dict[str, list[str]
         splits = {k: [str(i) for i in v] for k, v in dataset.splits().items()}
         for name in ("train", "test"):
             if not splits.get(name):
-                raise DataError(f"dataset {dataset.name!r}: split {name!r} is empty or missing; got splits {sorted(splits)}")
+                raise DataError(
+                    f"dataset {dataset.name!r}: split {name!r} is empty or missing; got splits {sorted(splits)}"
+                )
         return None, splits
 
     _, splits, _ = cached(ctx, key, f"splits of {dataset.name}", compute)
     return key, splits
 
 
-def predict(model: Model, dataset: Dataset, ids: Sequence[str], batch_size: int = 64) -> tuple[Tensor, Tensor]:
+def predict(
+    model: Model, dataset: Dataset, ids: Sequence[str], batch_size: int = 64
+) -> tuple[Tensor, Tensor]:
     """Return (labels, probabilities) of ``ids`` on the model's device, batched."""
     labels, probs = [], []
     for batch in dataset.iter_batches(ids, batch_size):
@@ -88,14 +93,27 @@ def train(ctx: RunContext, dkey: str, mkey: str) -> Trained:
         return {"labels": labels, "probs": probs}, splits["test"]
 
     preds, ids, _ = cached(ctx, pred_key, f"predictions of {mkey}", run_predict)
-    return Trained(dkey, mkey, dataset, model, splits, model_key, pred_key, preds["labels"], preds["probs"], list(ids))
+    return Trained(
+        dkey,
+        mkey,
+        dataset,
+        model,
+        splits,
+        model_key,
+        pred_key,
+        preds["labels"],
+        preds["probs"],
+        list(ids),
+    )
 
 
 def score_classification(ctx: RunContext, trained: Trained, cell: Cell) -> None:
     """Score one classification metric on the test predictions, with a bootstrap interval."""
     metric = ctx.plugins.metrics[cell.metric]
     if not isinstance(metric, ClassificationMetric):
-        raise ContractViolation(f"metric {cell.metric!r} has no explainer but is not a ClassificationMetric")
+        raise ContractViolation(
+            f"metric {cell.metric!r} has no explainer but is not a ClassificationMetric"
+        )
     key = stage_key("score", metric, [trained.predictions_key], ctx.spec.seed)
     task = trained.model.task
     boot = ctx.spec.bootstrap
@@ -105,9 +123,23 @@ def score_classification(ctx: RunContext, trained: Trained, cell: Cell) -> None:
             t = torch.as_tensor(idx)
             return metric.compute(trained.labels[t], trained.probs[t], task)
 
-        s = bootstrap_statistic(len(trained.ids), stat, n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key))
+        s = bootstrap_statistic(
+            len(trained.ids), stat, n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key)
+        )
         return None, {"value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n}
 
     _, s, seconds = cached(ctx, key, f"{cell.metric} of {cell.model}", compute)
-    record(ctx, make_row(ctx, cell, "ok", value=s["value"], ci_low=s["ci_low"], ci_high=s["ci_high"],
-                     n=s["n"], seconds=seconds, stage_key=key))
+    record(
+        ctx,
+        make_row(
+            ctx,
+            cell,
+            "ok",
+            value=s["value"],
+            ci_low=s["ci_low"],
+            ci_high=s["ci_high"],
+            n=s["n"],
+            seconds=seconds,
+            stage_key=key,
+        ),
+    )

@@ -21,12 +21,19 @@ def write_reports(store: Store, out: Path) -> list[Path]:
     run = store.latest_run()
     frame = results_frame(store, run["run_id"])
     comps = comparisons_frame(store, run["run_id"])
-    gallery = pd.DataFrame(store.query(
-        "SELECT dataset, model, explainer, sample_id, target, overlay FROM gallery WHERE run_id = ? "
-        "ORDER BY dataset, model, explainer, sample_id, target", (run["run_id"],),
-    ))  # fmt: skip
-    meta = {"spec": Path(run["spec_file"] or "").name, "spec hash": run["spec_hash"],
-            "harness": run["harness_version"], "device": run["device"]}  # fmt: skip
+    gallery = pd.DataFrame(
+        store.query(
+            "SELECT dataset, model, explainer, sample_id, target, overlay FROM gallery WHERE run_id = ? "
+            "ORDER BY dataset, model, explainer, sample_id, target",
+            (run["run_id"],),
+        )
+    )
+    meta = {
+        "spec": Path(run["spec_file"] or "").name,
+        "spec hash": run["spec_hash"],
+        "harness": run["harness_version"],
+        "device": run["device"],
+    }
     out.mkdir(parents=True, exist_ok=True)
     return [
         write_markdown(frame, comps, out / "leaderboard.md", run["benchmark"] or "", meta),

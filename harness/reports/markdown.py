@@ -59,10 +59,14 @@ def _control_flags(expl: pd.DataFrame) -> list[str]:
             continue
         hib = bool(ok["higher_is_better"].iloc[0])
         worst_method = others["value"].min() if hib else others["value"].max()
-        beaten = controls[(controls["value"] >= worst_method) if hib else (controls["value"] <= worst_method)]
+        beaten = controls[
+            (controls["value"] >= worst_method) if hib else (controls["value"] <= worst_method)
+        ]
         if not beaten.empty:
             names = ", ".join(sorted(beaten["explainer"]))
-            flags.append(f"⚠ `{metric}` does not rank the controls last: {names} score at least as well as a method.")
+            flags.append(
+                f"⚠ `{metric}` does not rank the controls last: {names} score at least as well as a method."
+            )
     return flags
 
 
@@ -84,7 +88,9 @@ def _explanation_table(expl: pd.DataFrame) -> list[str]:
     n_values = sorted({int(n) for n in expl.loc[expl["status"] == "ok", "n"]})
     if n_values:
         lines.append("")
-        lines.append(f"n (explained rows per cell): {', '.join(map(str, n_values))}. Values: mean [95% bootstrap CI]; ρ: run-to-run agreement of a stochastic metric.")
+        lines.append(
+            f"n (explained rows per cell): {', '.join(map(str, n_values))}. Values: mean [95% bootstrap CI]; ρ: run-to-run agreement of a stochastic metric."
+        )
     return lines
 
 
@@ -92,10 +98,14 @@ def _classification_table(cls: pd.DataFrame) -> list[str]:
     lines = ["| metric | ↑/↓ | value | 95% CI | n |", "|---|---|---|---|---|"]
     for _, r in cls.sort_values("metric").iterrows():
         if r["status"] != "ok":
-            lines.append(f"| {r['metric']} | {_arrow(r['higher_is_better'])} | {r['status']}† | | |")
+            lines.append(
+                f"| {r['metric']} | {_arrow(r['higher_is_better'])} | {r['status']}† | | |"
+            )
             continue
         ci = f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
-        lines.append(f"| {r['metric']} | {_arrow(r['higher_is_better'])} | {_num(r['value'])} | {ci} | {int(r['n'])} |")
+        lines.append(
+            f"| {r['metric']} | {_arrow(r['higher_is_better'])} | {_num(r['value'])} | {ci} | {int(r['n'])} |"
+        )
     return lines
 
 
@@ -103,11 +113,16 @@ def _comparison_lines(comps: pd.DataFrame) -> list[str]:
     if comps.empty:
         return []
     sig = comps[comps["p_adjusted"] < 0.05]
-    lines = ["", "Paired Wilcoxon signed-rank tests on per-row scores, Holm-corrected per metric; "
-             f"{len(sig)} of {len(comps)} differences significant at p < 0.05:"]  # fmt: skip
+    lines = [
+        "",
+        "Paired Wilcoxon signed-rank tests on per-row scores, Holm-corrected per metric; "
+        f"{len(sig)} of {len(comps)} differences significant at p < 0.05:",
+    ]
     for _, c in sig.iterrows():
         worse = c["explainer_b"] if c["better"] == c["explainer_a"] else c["explainer_a"]
-        lines.append(f"- `{c['metric']}`: {c['better']} better than {worse} (n={int(c['n'])}, p_adj={c['p_adjusted']:.2g})")
+        lines.append(
+            f"- `{c['metric']}`: {c['better']} better than {worse} (n={int(c['n'])}, p_adj={c['p_adjusted']:.2g})"
+        )
     return lines
 
 
@@ -116,18 +131,27 @@ def _problems(group: pd.DataFrame) -> list[str]:
     if bad.empty:
         return []
     lines = ["", "† Skipped and failed cells:"]
-    for (status, why), rows in bad.groupby(["status", bad["reason"].where(bad["status"] == "skipped", bad["error"])], sort=True):
-        cells = ", ".join(f"{r.explainer}/{r.metric}" if r.explainer != NO_EXPLAINER else r.metric for r in rows.itertuples())
+    for (status, why), rows in bad.groupby(
+        ["status", bad["reason"].where(bad["status"] == "skipped", bad["error"])], sort=True
+    ):
+        cells = ", ".join(
+            f"{r.explainer}/{r.metric}" if r.explainer != NO_EXPLAINER else r.metric
+            for r in rows.itertuples()
+        )
         lines.append(f"- {status}: {why} — {cells}")
     return lines
 
 
-def render_markdown(frame: pd.DataFrame, comparisons: pd.DataFrame, title: str, meta: dict[str, str]) -> str:
+def render_markdown(
+    frame: pd.DataFrame, comparisons: pd.DataFrame, title: str, meta: dict[str, str]
+) -> str:
     """Render the leaderboard of one run."""
     lines = [HEADER, f"# Leaderboard: {title}", ""]
     lines.append(" · ".join(f"{k}: `{v}`" for k, v in meta.items() if v))
     counts = frame["status"].value_counts().to_dict()
-    lines.append(f"\nCells: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed.")
+    lines.append(
+        f"\nCells: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed."
+    )
     for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
         lines += ["", f"## {dataset} × {model}"]
         cls = group[group["explainer"] == NO_EXPLAINER]
@@ -140,13 +164,17 @@ def render_markdown(frame: pd.DataFrame, comparisons: pd.DataFrame, title: str, 
             if flags:
                 lines += ["", *flags]
             if not comparisons.empty:
-                sel = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
+                sel = comparisons[
+                    (comparisons["dataset"] == dataset) & (comparisons["model"] == model)
+                ]
                 lines += _comparison_lines(sel)
         lines += _problems(group)
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(frame: pd.DataFrame, comparisons: pd.DataFrame, path: Path, title: str, meta: dict[str, str]) -> Path:
+def write_markdown(
+    frame: pd.DataFrame, comparisons: pd.DataFrame, path: Path, title: str, meta: dict[str, str]
+) -> Path:
     """Write ``leaderboard.md``."""
     path.write_text(render_markdown(frame, comparisons, title, meta))
     return path

@@ -9,9 +9,23 @@ import pandas as pd
 from harness.store import Store
 
 RECORD_COLUMNS = [
-    "dataset", "model", "explainer", "metric", "kind", "value", "ci_low", "ci_high", "n",
-    "higher_is_better", "status", "reason", "error", "notes", "plugins", "spec_hash",
-]  # fmt: skip
+    "dataset",
+    "model",
+    "explainer",
+    "metric",
+    "kind",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "higher_is_better",
+    "status",
+    "reason",
+    "error",
+    "notes",
+    "plugins",
+    "spec_hash",
+]
 
 
 def results_frame(store: Store, run_id: int | None = None) -> pd.DataFrame:
@@ -21,10 +35,14 @@ def results_frame(store: Store, run_id: int | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "seconds", "device"])
     if frame.empty:
         return frame
-    frame["higher_is_better"] = frame["higher_is_better"].map(lambda v: None if v is None else bool(v))
+    frame["higher_is_better"] = frame["higher_is_better"].map(
+        lambda v: None if v is None else bool(v)
+    )
     frame["notes"] = frame["notes"].map(lambda s: json.loads(s) if s else {})
     frame["plugins"] = frame["plugins"].map(lambda s: json.loads(s) if s else {})
-    return frame.sort_values(["dataset", "model", "kind", "metric", "explainer"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(
+        ["dataset", "model", "kind", "metric", "explainer"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def comparisons_frame(store: Store, run_id: int | None = None) -> pd.DataFrame:
@@ -39,8 +57,10 @@ def comparisons_frame(store: Store, run_id: int | None = None) -> pd.DataFrame:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, object]]:
-    """The machine-readable records of ``results.json`` (no timings, so reruns compare equal)."""
+    """Return the records of ``results.json`` (no timings, so reruns compare equal)."""
     out = []
     for row in frame[RECORD_COLUMNS].to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()})
+        out.append(
+            {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
+        )
     return out

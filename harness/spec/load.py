@@ -26,9 +26,20 @@ from harness.spec.schema import (
 )
 
 TOP_KEYS = (
-    "benchmark", "version", "seed", "device", "description", "include",
-    "dataset", "datasets", "models", "explainers", "metrics", "explain", "bootstrap",
-)  # fmt: skip
+    "benchmark",
+    "version",
+    "seed",
+    "device",
+    "description",
+    "include",
+    "dataset",
+    "datasets",
+    "models",
+    "explainers",
+    "metrics",
+    "explain",
+    "bootstrap",
+)
 PLUGIN_KEYS = ("name", "params", "label")
 
 
@@ -83,7 +94,9 @@ class _Reader:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise SpecError(str(path), "", f"expected a mapping at top level, got {type(data).__name__}")
+            raise SpecError(
+                str(path), "", f"expected a mapping at top level, got {type(data).__name__}"
+            )
         lines: dict[str, int] = {}
         if node is not None:
             _line_map(node, "", lines)
@@ -109,9 +122,7 @@ def _plugin_entries(reader: _Reader, data: dict[str, Any], key: str) -> list[tup
     return [(f"{key}[{i}]", v) for i, v in enumerate(value)]
 
 
-def _check_params(
-    reader: _Reader, where: str, cls: type, params: Mapping[str, Any]
-) -> None:
+def _check_params(reader: _Reader, where: str, cls: type, params: Mapping[str, Any]) -> None:
     names = cls.param_names()  # type: ignore[attr-defined]
     defaults = cls.param_defaults()  # type: ignore[attr-defined]
     for pname, value in params.items():
@@ -139,7 +150,9 @@ def _check_params(
             )
 
 
-def _plugin(reader: _Reader, regs: Registries, kind: str, where: str, raw: Any) -> PluginSpec | None:
+def _plugin(
+    reader: _Reader, regs: Registries, kind: str, where: str, raw: Any
+) -> PluginSpec | None:
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
@@ -148,11 +161,15 @@ def _plugin(reader: _Reader, regs: Registries, kind: str, where: str, raw: Any) 
     for k in raw:
         if k not in PLUGIN_KEYS:
             close = suggest(str(k), PLUGIN_KEYS)
-            reader.problem(f"{where}.{k}", f"unknown key {k!r}.{did_you_mean(str(k), PLUGIN_KEYS)}", close)
+            reader.problem(
+                f"{where}.{k}", f"unknown key {k!r}.{did_you_mean(str(k), PLUGIN_KEYS)}", close
+            )
     name = raw.get("name")
     params = raw.get("params") or {}
     if not isinstance(name, str):
-        reader.problem(f"{where}.name", f"expected the name of a registered {kind[:-1]}, got {name!r}")
+        reader.problem(
+            f"{where}.name", f"expected the name of a registered {kind[:-1]}, got {name!r}"
+        )
         return None
     if not isinstance(params, dict):
         reader.problem(f"{where}.params", f"expected a mapping of parameters, got {params!r}")
@@ -160,7 +177,11 @@ def _plugin(reader: _Reader, regs: Registries, kind: str, where: str, raw: Any) 
     registry = regs.kind(kind)
     if name not in registry:
         names = registry.names()
-        reader.problem(f"{where}.name", f"unknown {kind[:-1]} {name!r}.{did_you_mean(name, names)}", suggest(name, names))
+        reader.problem(
+            f"{where}.name",
+            f"unknown {kind[:-1]} {name!r}.{did_you_mean(name, names)}",
+            suggest(name, names),
+        )
         return None
     try:
         cls = registry.get(name)
@@ -181,7 +202,11 @@ def _section(reader: _Reader, data: dict[str, Any], key: str, cls: type) -> Any:
     values = {}
     for k, v in raw.items():
         if k not in fields:
-            reader.problem(f"{key}.{k}", f"unknown key {k!r}.{did_you_mean(str(k), fields)}", suggest(str(k), fields))
+            reader.problem(
+                f"{key}.{k}",
+                f"unknown key {k!r}.{did_you_mean(str(k), fields)}",
+                suggest(str(k), fields),
+            )
             continue
         expected = type(getattr(defaults, k))
         if not (isinstance(v, expected) or (expected is float and isinstance(v, int))) or (
@@ -204,7 +229,11 @@ def _scalar(reader: _Reader, data: dict[str, Any], key: str, typ: type, default:
 def _parse(reader: _Reader, data: dict[str, Any], regs: Registries) -> Spec:
     for key in data:
         if key not in TOP_KEYS:
-            reader.problem(str(key), f"unknown key {key!r}.{did_you_mean(str(key), TOP_KEYS)}", suggest(str(key), TOP_KEYS))
+            reader.problem(
+                str(key),
+                f"unknown key {key!r}.{did_you_mean(str(key), TOP_KEYS)}",
+                suggest(str(key), TOP_KEYS),
+            )
     if "dataset" in data and "datasets" in data:
         reader.problem("dataset", "give either 'dataset' or 'datasets', not both")
     if "dataset" in data:
@@ -230,7 +259,10 @@ def _parse(reader: _Reader, data: dict[str, Any], regs: Registries) -> Spec:
         reader.problem("device", f"expected one of {', '.join(DEVICES)} or cuda:N, got {device!r}")
     explain = _section(reader, data, "explain", ExplainSpec)
     if explain.targets not in TARGET_POLICIES:
-        reader.problem("explain.targets", f"expected one of {', '.join(TARGET_POLICIES)}, got {explain.targets!r}")
+        reader.problem(
+            "explain.targets",
+            f"expected one of {', '.join(TARGET_POLICIES)}, got {explain.targets!r}",
+        )
     return Spec(
         file=str(reader.root),
         benchmark=_scalar(reader, data, "benchmark", str, reader.root.stem),
@@ -295,7 +327,9 @@ def validate_spec(
     return Spec(**{**spec.__dict__, "spec_hash": sha256_of(content)[:16]}), []
 
 
-def load_spec(path: str | Path, registries: Registries | None = None, overrides: Sequence[str] = ()) -> Spec:
+def load_spec(
+    path: str | Path, registries: Registries | None = None, overrides: Sequence[str] = ()
+) -> Spec:
     """Return the validated spec or raise one SpecError listing every problem."""
     spec, problems = validate_spec(path, registries, overrides)
     if spec is None:

@@ -17,11 +17,22 @@ def harness_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "harness.cli"]
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT,
-            timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), **(env or {})}
-    return subprocess.run([*harness_cmd(), *args], capture_output=True, text=True, cwd=cwd,
-                          env=full_env, timeout=timeout)  # fmt: skip
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [*harness_cmd(), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+    )
 
 
 COMMANDS = ("run", "validate", "ls", "report", "check")

@@ -7,12 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from _cli import COMMANDS, run_cli
 
 pytestmark = pytest.mark.e2e
 
-BROKEN_PLUGIN = '''
+BROKEN_PLUGIN = """
 from typing import ClassVar
 
 import torch
@@ -53,7 +52,7 @@ def harness_explainers():
     return {"broken.raises": "harness_broken.plugin:Raises", "broken.nan": "harness_broken.plugin:ReturnsNaN",
             "broken.shape": "harness_broken.plugin:WrongShape",
             "broken.refuses": "harness_broken.plugin:Refuses"}
-'''
+"""
 
 
 def install_broken_plugin(root: Path) -> dict[str, str]:
@@ -74,7 +73,8 @@ def test_failing_plugins_fail_only_their_cells(tmp_path: Path) -> None:
     listing = run_cli("ls", "explainers", env=env)
     assert "broken.nan" in listing.stdout and "harness-broken 0.3" in listing.stdout
     spec = tmp_path / "spec.yaml"
-    spec.write_text(textwrap.dedent("""
+    spec.write_text(
+        textwrap.dedent("""
         benchmark: broken
         dataset: {name: synthetic.lesions, params: {n: 40, image_size: 32}}
         models: [{name: torchvision.resnet18, params: {epochs: 1}}]
@@ -82,7 +82,8 @@ def test_failing_plugins_fail_only_their_cells(tmp_path: Path) -> None:
         metrics: [classification.accuracy, localisation.relevance_mass]
         explain: {n: 6}
         bootstrap: {n: 50}
-    """))
+    """)
+    )
     out = tmp_path / "out"
     proc = run_cli("run", str(spec), "-o", str(out), "--no-progress", env=env)
     assert proc.returncode == 1
@@ -90,8 +91,13 @@ def test_failing_plugins_fail_only_their_cells(tmp_path: Path) -> None:
     rows = {r["explainer"]: r for r in json.loads((out / "results.json").read_text())}
     assert rows["control.random"]["status"] == "ok" and rows["-"]["status"] == "ok"
     assert "boom: this explainer always fails" in rows["broken.raises"]["error"]
-    assert "non-finite" in rows["broken.nan"]["error"] and "broken.nan" in rows["broken.nan"]["error"]
-    assert "shape (6, 3, 5, 5)" in rows["broken.shape"]["error"] and "harness-broken 0.3" in rows["broken.shape"]["error"]
+    assert (
+        "non-finite" in rows["broken.nan"]["error"] and "broken.nan" in rows["broken.nan"]["error"]
+    )
+    assert (
+        "shape (6, 3, 5, 5)" in rows["broken.shape"]["error"]
+        and "harness-broken 0.3" in rows["broken.shape"]["error"]
+    )
     assert rows["broken.refuses"]["status"] == "skipped"
     assert rows["broken.refuses"]["reason"] == "this explainer cannot handle ResNets"
     md = (out / "leaderboard.md").read_text()
@@ -106,8 +112,10 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
 def test_validate_reports_every_problem_with_suggestions(tmp_path: Path) -> None:
     spec = tmp_path / "bad.yaml"
-    spec.write_text("dataset: synthetic.lesion\nmodels: [{name: torchvision.resnet18, params: {epoch: 1}}]\n"
-                    "explainers: [captum.grad_cam]\nmetrics: [localisation.pointing_gam]\n")  # fmt: skip
+    spec.write_text(
+        "dataset: synthetic.lesion\nmodels: [{name: torchvision.resnet18, params: {epoch: 1}}]\n"
+        "explainers: [captum.grad_cam]\nmetrics: [localisation.pointing_gam]\n"
+    )
     proc = run_cli("validate", str(spec))
     assert proc.returncode == 2
     err = proc.stderr

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _cli import ROOT, SMALL_SPEC, harness_cmd, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -24,9 +23,13 @@ def test_sigkilled_runs_resume_to_the_uninterrupted_leaderboard(tmp_path: Path) 
     out = tmp_path / "killed"
     kills = 0
     for delay in (3.0, 7.0, 12.0, 18.0):
-        proc = subprocess.Popen([*harness_cmd(), "run", str(spec), "-o", str(out), "--no-progress"],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ})  # fmt: skip
+        proc = subprocess.Popen(
+            [*harness_cmd(), "run", str(spec), "-o", str(out), "--no-progress"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ},
+        )
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)

@@ -45,9 +45,12 @@ class ToyImages(Dataset):
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(
-            modality=Modality.IMAGE, task=Task(self.task), class_names=("a", "b"),
-            provides=frozenset({Provides.MASKS}) if self.masks else frozenset(), image_size=(8, 8),
-        )  # fmt: skip
+            modality=Modality.IMAGE,
+            task=Task(self.task),
+            class_names=("a", "b"),
+            provides=frozenset({Provides.MASKS}) if self.masks else frozenset(),
+            image_size=(8, 8),
+        )
 
     def splits(self) -> Mapping[str, Sequence[str]]:
         ids = [f"s{i}" for i in range(self.n)]
@@ -61,7 +64,9 @@ class ToyImages(Dataset):
         mask = torch.zeros(2, 8, 8, dtype=torch.bool)
         mask[label, 2:4, 2:4] = True
         image[0, 2:4, 2:4] += 2.0 * label
-        labels = torch.tensor(label) if self.task == "multiclass" else torch.tensor([1 - label, label])
+        labels = (
+            torch.tensor(label) if self.task == "multiclass" else torch.tensor([1 - label, label])
+        )
         return Sample(id=sample_id, label=labels, image=image, mask=mask if self.masks else None)
 
 
@@ -84,9 +89,12 @@ class TinyCNN(TorchModel):
     def _build_module(self, info: DatasetInfo) -> nn.Module:
         torch.manual_seed(0)
         return nn.Sequential(
-            nn.Conv2d(info.channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(), nn.Linear(4, info.num_outputs),
-        )  # fmt: skip
+            nn.Conv2d(info.channels, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, info.num_outputs),
+        )
 
     def target_layer(self) -> nn.Module:
         return self.module[0]
@@ -114,7 +122,9 @@ class Gradient(Explainer):
 
 class CamLike(Gradient):
     name: ClassVar[str] = "toy.cam"
-    tags: ClassVar[ExplainerTags] = ExplainerTags(needs=frozenset({Need.GRADIENTS, Need.TARGET_LAYER}))
+    tags: ClassVar[ExplainerTags] = ExplainerTags(
+        needs=frozenset({Need.GRADIENTS, Need.TARGET_LAYER})
+    )
 
 
 class Sentences(Gradient):
@@ -124,7 +134,9 @@ class Sentences(Gradient):
 
 class MassInMask(ExplanationMetric):
     name: ClassVar[str] = "toy.mass"
-    tags: ClassVar[MetricTags] = MetricTags(kind=MetricKind.LOCALISATION, needs=frozenset({Need.MASKS, Need.PIXEL_ATTRIBUTIONS}))
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.LOCALISATION, needs=frozenset({Need.MASKS, Need.PIXEL_ATTRIBUTIONS})
+    )
     higher_is_better: ClassVar[bool] = True
 
     def _score(self, model, batch, targets, attribution, explainer):  # type: ignore[no-untyped-def]
@@ -135,7 +147,9 @@ class MassInMask(ExplanationMetric):
 
 class Randomisation(MassInMask):
     name: ClassVar[str] = "toy.randomisation"
-    tags: ClassVar[MetricTags] = MetricTags(kind=MetricKind.SANITY, needs=frozenset({Need.RANDOMISABLE, Need.EXPLAINER}))
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.SANITY, needs=frozenset({Need.RANDOMISABLE, Need.EXPLAINER})
+    )
 
 
 class Accuracy(ClassificationMetric):
@@ -149,14 +163,18 @@ def toy_registries() -> Registries:
     """Registries holding the toy plugins above, as if two distributions supplied them."""
     regs = Registries(
         manager=pluggy.PluginManager("harness"),
-        datasets=Registry("datasets", Dataset), models=Registry("models", TorchModel),  # type: ignore[arg-type]
-        explainers=Registry("explainers", Explainer), metrics=Registry("metrics", ExplanationMetric),  # type: ignore[arg-type]
-    )  # fmt: skip
+        datasets=Registry("datasets", Dataset),
+        models=Registry("models", TorchModel),  # type: ignore[arg-type]
+        explainers=Registry("explainers", Explainer),
+        metrics=Registry("metrics", ExplanationMetric),  # type: ignore[arg-type]
+    )
     regs.metrics.base = object  # type: ignore[assignment]
     for kind, classes in {
-        "datasets": [ToyImages, ToyTexts], "models": [TinyCNN, BlackBox],
-        "explainers": [Gradient, CamLike, Sentences], "metrics": [MassInMask, Randomisation, Accuracy],
-    }.items():  # fmt: skip
+        "datasets": [ToyImages, ToyTexts],
+        "models": [TinyCNN, BlackBox],
+        "explainers": [Gradient, CamLike, Sentences],
+        "metrics": [MassInMask, Randomisation, Accuracy],
+    }.items():
         for cls in classes:
             regs.kind(kind).add(cls.name, cls, "toy-dist", "0.0")
     return regs

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-from harness.contracts import Task
-from harness.planner import NO_EXPLAINER, Cell, Plugins, plan
-
 from _core_plugins import (
     Accuracy,
     BlackBox,
@@ -15,6 +12,9 @@ from _core_plugins import (
     ToyImages,
     ToyTexts,
 )
+
+from harness.contracts import Task
+from harness.planner import NO_EXPLAINER, Cell, Plugins, plan
 
 
 def plugins(**over: object) -> Plugins:
@@ -52,10 +52,14 @@ def test_black_box_model_skips_gradient_explainers_with_reason() -> None:
 
 def test_missing_masks_and_randomisation_are_named() -> None:
     no_masks = ToyImages(masks=False)
-    p = plan(plugins(
-        datasets={"img": (no_masks.info(), no_masks)}, models={"bb": BlackBox()},
-        explainers={"s": Sentences()}, metrics={"mass": MassInMask(), "rand": Randomisation()},
-    ))  # fmt: skip
+    p = plan(
+        plugins(
+            datasets={"img": (no_masks.info(), no_masks)},
+            models={"bb": BlackBox()},
+            explainers={"s": Sentences()},
+            metrics={"mass": MassInMask(), "rand": Randomisation()},
+        )
+    )
     reasons = {s.cell.metric: s.reason for s in p.skipped}
     assert reasons["mass"] == "metric needs masks: dataset provides no ground-truth masks"
     assert reasons["rand"] == "metric needs randomisable: model cannot be randomised layer by layer"
@@ -63,7 +67,10 @@ def test_missing_masks_and_randomisation_are_named() -> None:
 
 def test_sentence_explainer_gives_no_pixels() -> None:
     p = plan(plugins(explainers={"s": Sentences()}, metrics={"mass": MassInMask()}))
-    assert p.skipped[0].reason == "metric needs pixel_attributions: explainer returns no pixel attributions"
+    assert (
+        p.skipped[0].reason
+        == "metric needs pixel_attributions: explainer returns no pixel attributions"
+    )
 
 
 def test_modality_and_task_mismatch_skip_whole_group() -> None:

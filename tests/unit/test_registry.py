@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from _core_plugins import Gradient
 
 from harness.contracts import Explainer
 from harness.errors import PluginConflictError, PluginError
 from harness.plugin_manager import discover
 from harness.registry import Registry
-
-from _core_plugins import Gradient
 
 
 def test_conflict_names_both_distributions() -> None:

@@ -18,16 +18,52 @@ def filled_store(path: Path) -> Store:
     run = store.start_run({"benchmark": "demo", "spec_file": "demo.yaml", "spec_hash": "abc"})
     rng = np.random.default_rng(0)
     common = dict(dataset="d", model="m", kind="localisation", higher_is_better=True)
-    for explainer, centre in (("captum.grad_cam", 0.8), ("control.random", 0.2), ("control.sobel", 0.9)):
+    for explainer, centre in (
+        ("captum.grad_cam", 0.8),
+        ("control.random", 0.2),
+        ("control.sobel", 0.9),
+    ):
         values = np.clip(rng.normal(centre, 0.05, 20), 0, 1)
-        row = ResultRow(explainer=explainer, metric="loc.mass", status="ok", value=float(values.mean()),
-                        ci_low=float(values.mean()) - 0.02, ci_high=float(values.mean()) + 0.02, n=20, **common)  # type: ignore[arg-type]
+        row = ResultRow(
+            explainer=explainer,
+            metric="loc.mass",
+            status="ok",
+            value=float(values.mean()),
+            ci_low=float(values.mean()) - 0.02,
+            ci_high=float(values.mean()) + 0.02,
+            n=20,
+            **common,
+        )  # type: ignore[arg-type]
         store.write_cell(run, row, [(f"s{i}", 1, float(v)) for i, v in enumerate(values)])
-    store.write_cell(run, ResultRow(explainer="captum.grad_cam", metric="sanity.x", status="skipped",
-                                    reason="metric needs randomisable: model cannot be randomised", **common))  # type: ignore[arg-type]
-    store.write_cell(run, ResultRow(explainer="evil", metric="loc.mass", status="failed", error=EVIL, **common))  # type: ignore[arg-type]
-    store.write_cell(run, ResultRow(dataset="d", model="m", explainer="-", metric="cls.acc", status="ok", value=0.9,
-                                    ci_low=0.8, ci_high=0.95, n=50, kind="classification", higher_is_better=True))
+    store.write_cell(
+        run,
+        ResultRow(
+            explainer="captum.grad_cam",
+            metric="sanity.x",
+            status="skipped",
+            reason="metric needs randomisable: model cannot be randomised",
+            **common,
+        ),
+    )  # type: ignore[arg-type]
+    store.write_cell(
+        run, ResultRow(explainer="evil", metric="loc.mass", status="failed", error=EVIL, **common)
+    )  # type: ignore[arg-type]
+    store.write_cell(
+        run,
+        ResultRow(
+            dataset="d",
+            model="m",
+            explainer="-",
+            metric="cls.acc",
+            status="ok",
+            value=0.9,
+            ci_low=0.8,
+            ci_high=0.95,
+            n=50,
+            kind="classification",
+            higher_is_better=True,
+        ),
+    )
     store_comparisons(store, run)
     return store
 
@@ -51,7 +87,9 @@ def test_html_escapes_every_string_from_the_store(tmp_path: Path) -> None:
     write_reports(store, tmp_path)
     page = (tmp_path / "leaderboard.html").read_text()
     assert EVIL not in page and "&lt;script&gt;" in page
-    assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing loads from the network
+    assert "http" not in page.replace(
+        "http-equiv", ""
+    )  # self-contained: nothing loads from the network
 
 
 def test_heatmap_png_is_a_png_of_the_image_size() -> None:

@@ -4,11 +4,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _core_plugins import toy_registries
 
 from harness.errors import SpecError
 from harness.spec import load_spec, validate_spec
-
-from _core_plugins import toy_registries
 
 GOOD = """
 benchmark: toy
@@ -64,7 +63,11 @@ def test_unknown_parameter_suggests_the_right_one(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    bad = GOOD.replace("seed: 3", "sead: 3").replace("n: 8", "n: eight").replace("toy.mass", "toy.mas")
+    bad = (
+        GOOD.replace("seed: 3", "sead: 3")
+        .replace("n: 8", "n: eight")
+        .replace("toy.mass", "toy.mas")
+    )
     _, problems = validate_spec(write(tmp_path, bad), toy_registries())
     paths = sorted(p.key_path for p in problems)
     assert paths == ["dataset.params.n", "metrics[0].name", "sead"]
@@ -86,7 +89,9 @@ def test_missing_sections_and_bad_values(tmp_path: Path) -> None:
 
 
 def test_include_merges_and_detects_cycles(tmp_path: Path) -> None:
-    write(tmp_path, "dataset: toy.images\nmodels: [toy.cnn]\nmetrics: [toy.accuracy]\n", "base.yaml")
+    write(
+        tmp_path, "dataset: toy.images\nmodels: [toy.cnn]\nmetrics: [toy.accuracy]\n", "base.yaml"
+    )
     spec = load_spec(write(tmp_path, "include: base.yaml\nbenchmark: inc\n"), toy_registries())
     assert spec.benchmark == "inc" and spec.datasets[0].name == "toy.images"
     write(tmp_path, "include: b.yaml\n", "a.yaml")
@@ -102,14 +107,20 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
 
 
 def test_duplicate_plugin_needs_a_label(tmp_path: Path) -> None:
-    text = GOOD.replace("{name: toy.gradient, label: signed, params: {absolute: false}}", "toy.gradient")
+    text = GOOD.replace(
+        "{name: toy.gradient, label: signed, params: {absolute: false}}", "toy.gradient"
+    )
     _, problems = validate_spec(write(tmp_path, text), toy_registries())
     assert any("appears twice" in str(p) for p in problems)
 
 
 def test_set_overrides_reach_nested_values(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
-    spec = load_spec(path, toy_registries(), ["dataset.params.n=5", "explainers[1].params.absolute=true", "seed=9"])
+    spec = load_spec(
+        path,
+        toy_registries(),
+        ["dataset.params.n=5", "explainers[1].params.absolute=true", "seed=9"],
+    )
     assert spec.datasets[0].params == {"n": 5} and spec.explainers[1].params == {"absolute": True}
     assert spec.seed == 9
     spec = load_spec(path, toy_registries(), ["models[0].params.epochs=3"])

@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _core_plugins import Gradient
 from scipy import stats as sps
 
 from harness.stages import ArtefactCache, stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic, holm, paired_tests
-from harness.store import Store, ResultRow
-
-from _core_plugins import Gradient
+from harness.store import ResultRow, Store
 
 
 def test_stage_key_depends_on_every_input() -> None:
@@ -47,11 +46,25 @@ def test_cache_round_trip_and_sidecar_marks_completion(tmp_path: Path) -> None:
 def test_store_writes_cells_transactionally(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.sqlite")
     run = store.start_run({"benchmark": "b", "spec_hash": "h"})
-    row = ResultRow("d", "m", "e", "x", "ok", value=0.5, n=2, plugins={"model": "m v1"}, notes={"run_agreement": 0.9})
+    row = ResultRow(
+        "d",
+        "m",
+        "e",
+        "x",
+        "ok",
+        value=0.5,
+        n=2,
+        plugins={"model": "m v1"},
+        notes={"run_agreement": 0.9},
+    )
     store.write_cell(run, row, [("s1", 1, 0.25), ("s2", 0, 0.75)], {"curve": [1, 2]})
     store.write_cell(run, row, [("s1", 1, 0.25)])  # rewriting a cell replaces its samples
     got = store.query("SELECT * FROM results")
-    assert len(got) == 1 and got[0]["value"] == 0.5 and json.loads(got[0]["notes"]) == {"run_agreement": 0.9}
+    assert (
+        len(got) == 1
+        and got[0]["value"] == 0.5
+        and json.loads(got[0]["notes"]) == {"run_agreement": 0.9}
+    )
     assert len(store.query("SELECT * FROM sample_scores")) == 1
     assert store.latest_run()["run_id"] == run
     store.close()
