@@ -17,7 +17,7 @@ hookimpl = pluggy.HookimplMarker("harness")
 
 
 @hookspec
-def harness_datasets() -> Mapping[str, str]:
+def harness_datasets() -> Mapping[str, str]:  # type: ignore[empty-body]
     """Return the datasets this plugin provides, as name -> ``"module:Class"``.
 
     Called once, after all plugins are loaded. Names must be unique across plugins.
@@ -25,17 +25,17 @@ def harness_datasets() -> Mapping[str, str]:
 
 
 @hookspec
-def harness_models() -> Mapping[str, str]:
+def harness_models() -> Mapping[str, str]:  # type: ignore[empty-body]
     """Return the models this plugin provides, as name -> ``"module:Class"``."""
 
 
 @hookspec
-def harness_explainers() -> Mapping[str, str]:
+def harness_explainers() -> Mapping[str, str]:  # type: ignore[empty-body]
     """Return the explainers this plugin provides, as name -> ``"module:Class"``."""
 
 
 @hookspec
-def harness_metrics() -> Mapping[str, str]:
+def harness_metrics() -> Mapping[str, str]:  # type: ignore[empty-body]
     """Return the metrics this plugin provides, as name -> ``"module:Class"``."""
 
 

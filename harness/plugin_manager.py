@@ -38,12 +38,13 @@ class Registries:
 
     def kind(self, kind: str) -> Registry[Any]:
         """Return the registry of ``kind`` (datasets, models, explainers, metrics)."""
-        return {
+        registries: dict[str, Registry[Any]] = {
             "datasets": self.datasets,
             "models": self.models,
             "explainers": self.explainers,
             "metrics": self.metrics,
-        }[kind]
+        }
+        return registries[kind]
 
 
 def _dist_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str, str]:
@@ -78,12 +79,12 @@ def discover(blocked: Iterable[str] = ()) -> Registries:
     pm = build_plugin_manager(blocked)
     regs = Registries(
         manager=pm,
-        datasets=Registry("datasets", Dataset),
-        models=Registry("models", Model),
-        explainers=Registry("explainers", Explainer),
+        datasets=Registry("datasets", Dataset),  # type: ignore[type-abstract]
+        models=Registry("models", Model),  # type: ignore[type-abstract]
+        explainers=Registry("explainers", Explainer),  # type: ignore[type-abstract]
         metrics=Registry("metrics", Metric),
     )
-    hooks = {
+    hooks: dict[str, Any] = {
         "datasets": pm.hook.harness_datasets,
         "models": pm.hook.harness_models,
         "explainers": pm.hook.harness_explainers,

@@ -102,10 +102,10 @@ class Registry(Generic[T]):
                     f"{self.kind[:-1]} {name!r} ({entry.distribution}): cannot load {entry.target!r}: {exc}",
                     plugin=name,
                 ) from exc
-        if not (isinstance(target, type) and issubclass(target, self.base)):  # type: ignore[arg-type]
+        if not (isinstance(target, type) and issubclass(target, self.base)):
             raise PluginError(
                 f"{self.kind[:-1]} {name!r} ({entry.distribution}) resolves to {target!r}; "
-                f"expected a subclass of {self.base.__name__}",  # type: ignore[attr-defined]
+                f"expected a subclass of {self.base.__name__}",
                 plugin=name,
             )
         declared = getattr(target, "name", "")

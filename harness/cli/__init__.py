@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)  # type: ignore[attr-defined]
+        importlib.import_module(module).add_arguments(p)
     return parser
 
 

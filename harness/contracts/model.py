@@ -161,7 +161,8 @@ class TorchModel(Model, abc.ABC):
     def _forward(self, batch: Batch) -> Tensor:
         if batch.images is None:
             raise CapabilityError(f"model {self.name!r} needs images", plugin=self.name)
-        return self.module(batch.images)
+        out: Tensor = self.module(batch.images)
+        return out
 
     def _logits(self, batch: Batch) -> Tensor:
         return self._forward(batch)
@@ -234,7 +235,7 @@ class TorchModel(Model, abc.ABC):
                 batch = batch.to(context.device)
                 opt.zero_grad(set_to_none=True)
                 loss = self.loss(self._logits(batch), batch.labels)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 total += float(loss.detach())
                 if context.progress is not None:

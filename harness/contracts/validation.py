@@ -23,7 +23,7 @@ def _who(kind: str, plugin: Component) -> str:
     from harness.plugin_manager import registered_distribution
     from harness.registry import distribution_of
 
-    dist = registered_distribution(f"{kind}s", plugin.name) or distribution_of(type(plugin))
+    dist = registered_distribution(f"{kind}s", plugin.name) or distribution_of(type(plugin))  # type: ignore[arg-type]
     return f"{kind} {plugin.name!r}" + (f" ({dist})" if dist else "")
 
 

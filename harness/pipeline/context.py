@@ -69,20 +69,20 @@ def cached(
         return tensors, data, float(meta.get("seconds", 0.0))
     seed_everything(key_seed(key))
     start = time.perf_counter()
-    tensors, data = compute()
+    computed, data = compute()
     seconds = time.perf_counter() - start
     ctx.cache.save(
         key,
-        tensors=tensors,
+        tensors=computed,
         data=data,
         meta={
             "stage": what,
             "seconds": seconds,
-            "tensors": tensors is not None,
+            "tensors": computed is not None,
             "data": data is not None,
         },
     )
-    return dict(tensors or {}), data, seconds
+    return dict(computed or {}), data, seconds
 
 
 def _error_text(exc: BaseException) -> str:
