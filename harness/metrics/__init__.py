@@ -42,6 +42,7 @@ METRICS: Mapping[str, str] = {
     "sanity.cascading_randomisation": f"{_P}.sanity.model_randomisation:CascadingRandomisation",
     "sanity.independent_randomisation": f"{_P}.sanity.model_randomisation:IndependentRandomisation",
     "sanity.random_logit": f"{_P}.sanity.random_logit:RandomLogit",
+    "sanity.data_randomisation": f"{_P}.sanity.data_randomisation:DataRandomisation",
     # robustness
     "robustness.max_sensitivity": f"{_P}.robustness.sensitivity:MaxSensitivity",
     "robustness.avg_sensitivity": f"{_P}.robustness.sensitivity:AvgSensitivity",
