@@ -84,10 +84,15 @@ def _optimise(traced: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     return out
 
 
-def fast_forward(model: Model, example: Tensor, *, enabled: bool = True) -> Forward | None:
+def fast_forward(
+    model: Model, example: Tensor, *, enabled: bool = True, build: bool = True
+) -> Forward | None:
     """Return a verified frozen forward for ``model`` on inputs like ``example``, or None.
 
     None means "call ``model.logits`` on a batch" (the always-correct path).
+    With ``build=False`` only an already built graph is returned: building
+    costs seconds (about 5 s for ResNet18 on 2 CPU threads: trace, optimise,
+    verify, warm up), so small requests do not start one.
     """
     if not enabled or not _plain_forward(model) or not example.is_floating_point():
         return None
@@ -102,5 +107,7 @@ def fast_forward(model: Model, example: Tensor, *, enabled: bool = True) -> Forw
         _GRAPHS[module] = stored
     graphs = stored[1]
     if signature not in graphs:
+        if not build:
+            return None
         graphs[signature] = _build(module, example)
     return graphs[signature]

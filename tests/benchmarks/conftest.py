@@ -28,7 +28,7 @@ import os
 import platform
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -358,29 +358,6 @@ def max_abs_diff(ours: Any, theirs: Any) -> float:
     return float(np.nanmax(diff)) if diff.size else 0.0
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _cached_distribution_lookup() -> Iterator[None]:
-    """Cache ``harness.registry.distribution_of`` for the session (a no-op once it caches).
-
-    ``check_scores`` / ``check_logits`` name the plugin's distribution eagerly,
-    and the lookup scans every installed package (about 1.6 s per call here),
-    which would dominate every metric call. Reported to the lead; remove when fixed.
-    """
-    import functools
-
-    import harness.registry as registry
-
-    original = registry.distribution_of
-    if hasattr(original, "cache_info"):
-        yield
-        return
-    registry.distribution_of = functools.cache(original)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        registry.distribution_of = original  # type: ignore[assignment]
-
-
 _BENCH = Bench()
 
 
@@ -446,7 +423,7 @@ def write_table(rows: list[BenchRow]) -> None:
         f"Last written {time.strftime('%Y-%m-%d %H:%M')}: torch {torch.__version__}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs.\n\n"
     )
-    data = json.dumps([asdict(r) for r in ordered], indent=1)
+    data = "[\n" + ",\n".join(json.dumps(asdict(r)) for r in ordered) + "\n]"
     block = f"{start}\n{env}{head}{body}\n<!-- {_DATA_TAG}\n{data}\n-->\n{end}"
     if start in text and end in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]

@@ -27,7 +27,7 @@ SETUPS = ["resnet18_setup", "small_cnn_setup"]
 
 
 def _repeats(setup) -> int:
-    return 2 if setup.name.startswith("resnet") else 5
+    return 2 if setup.name.startswith("resnet") else 11
 
 
 def _q(metric: Any, setup, **kwargs: Any) -> Callable[[], np.ndarray]:

@@ -126,29 +126,6 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _cached_distribution_lookup() -> Iterator[None]:
-    """Cache ``harness.registry.distribution_of`` for the session (a no-op once it caches).
-
-    ``check_scores`` / ``check_logits`` name the plugin's distribution eagerly,
-    and the lookup scans every installed package (about 1.6 s per call here),
-    which would dominate every metric call. Reported to the lead; remove when fixed.
-    """
-    import functools
-
-    import harness.registry as registry
-
-    original = registry.distribution_of
-    if hasattr(original, "cache_info"):
-        yield
-        return
-    registry.distribution_of = functools.cache(original)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        registry.distribution_of = original  # type: ignore[assignment]
-
-
 @pytest.fixture(scope="session")
 def toy() -> ToySetup:
     """The default toy setup (8 samples, 1 x 16 x 16, 3 classes)."""

@@ -166,3 +166,13 @@ def test_forward_count_is_steps_times_rows_plus_clean(toy) -> None:
         metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
     assert stats.images == 8 * 5 + 8
     assert all(size <= 64 for size in stats.chunk_sizes)
+
+
+def test_small_requests_do_not_build_a_graph(toy_factory) -> None:
+    toy = toy_factory(seed=9)
+    _engine.clean_logits(toy.model, toy.batch)  # 8 images: below freeze_min_images
+    assert fast_forward(toy.model, toy.batch.images, build=False) is None
+    with _engine.configure(freeze_min_images=8):
+        _engine.cache_clear()
+        _engine.clean_logits(toy.model, toy.batch)
+    assert fast_forward(toy.model, toy.batch.images, build=False) is not None

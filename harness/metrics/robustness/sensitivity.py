@@ -1,4 +1,13 @@
-"""Max- and avg-sensitivity (Yeh et al., 2019) with batched re-explanation."""
+"""Max- and avg-sensitivity (Yeh et al., 2019) with batched re-explanation.
+
+Default draws, from measurements with input x gradient, 16 rows, seeds 1 and 2
+(largest relative per-row difference between the two runs; Spearman across rows
+between them): small CNN at 32 px, avg-sensitivity 16 draws 3 % / 0.70, 32 draws
+4 % / 0.91, 128 draws 1 % / 0.95; max-sensitivity 32 draws 10 % / 0.51, 64 draws
+5 % / 0.86, 128 draws 6 % / 0.70; ResNet18 at 64 px, avg 32 draws 2 % / 0.75,
+max 32 draws 4 % / 0.59. Values are stable in size; the ranking of rows with
+similar sensitivity is not, which ``notes["run_agreement"]`` reports per cell.
+"""
 
 from __future__ import annotations
 
@@ -129,8 +138,10 @@ class MaxSensitivity(_Sensitivity):
     ----------
     radius : float, default=0.2
         Half-width of the uniform noise (Quantus's default).
-    n_samples : int, default=32
-        Noise draws per row.
+    n_samples : int, default=64
+        Noise draws per row (Quantus: 200). The maximum is a tail statistic:
+        measured two-seed differences per row were about 10 % at 32 draws and
+        5 % at 64 (see the module notes).
     chunk : int, default=64
         Perturbed rows per explainer call.
 
@@ -142,6 +153,11 @@ class MaxSensitivity(_Sensitivity):
 
     name: ClassVar[str] = "robustness.max_sensitivity"
     version: ClassVar[str] = "1"
+
+    def __init__(self, *, radius: float = 0.2, n_samples: int = 64, chunk: int = 64) -> None:
+        self.radius = radius
+        self.n_samples = n_samples
+        self.chunk = chunk
 
 
 class AvgSensitivity(_Sensitivity):
@@ -155,7 +171,7 @@ class AvgSensitivity(_Sensitivity):
     radius : float, default=0.2
         Half-width of the uniform noise (Quantus's default).
     n_samples : int, default=32
-        Noise draws per row.
+        Noise draws per row (Quantus: 200); two seeds differed by 2-4 % per row.
     chunk : int, default=64
         Perturbed rows per explainer call.
 

@@ -44,8 +44,10 @@ def pearson_rows(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return torch.where(defined, r, torch.zeros_like(r)).clamp(-1.0, 1.0), defined
 
 
-def spearman_rows(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+def spearman_rows(a: Tensor, b: Tensor, a_ranks: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Row-wise Spearman rank correlation of two (N, ...) stacks (as ``scipy.stats.spearmanr``).
+
+    ``a_ranks`` may pass ``rank_rows`` of ``a`` (flattened) when ``a`` is compared many times.
 
     Returns
     -------
@@ -53,7 +55,8 @@ def spearman_rows(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         (N,) float64 correlations (0 where undefined: a constant map) and the
         (N,) bool mask of rows where it is defined.
     """
-    return pearson_rows(rank_rows(a.flatten(1).double()), rank_rows(b.flatten(1).double()))
+    ra = rank_rows(a.flatten(1).double()) if a_ranks is None else a_ranks
+    return pearson_rows(ra, rank_rows(b.flatten(1).double()))
 
 
 def ssim_rows(a: Tensor, b: Tensor, win_size: int = 7) -> Tensor:

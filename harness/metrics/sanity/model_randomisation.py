@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
-from harness.metrics.sanity._common import prepare, spearman_rows, ssim_rows
+from harness.metrics.sanity._common import prepare, rank_rows, spearman_rows, ssim_rows
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -38,7 +38,7 @@ def _reset(layer: nn.Module, seed: int, device: torch.device) -> None:
     """
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.random.default_generator.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         if device.type == "cuda":
             torch.cuda.manual_seed(seed)
         layer.reset_parameters()  # type: ignore[operator]
@@ -104,17 +104,17 @@ class _ModelRandomisation(ExplanationMetric):
             )
         randomised = copy.deepcopy(model)  # the caller's model is never modified
         layers = self._layers(randomised)
-        original = None
-        if not self._cascading:  # a copy: state_dict() may alias the live parameters on the CPU
-            original = {k: v.clone() for k, v in randomised.state_dict().items()}
         reference = prepare(attribution.pixels, self.absolute)
+        reference_ranks = rank_rows(reference.flatten(1))
         spearman, ssim, undefined = [], [], 0
         for name, layer in layers:
-            if original is not None:
-                randomised.load_state_dict(original)
+            # independent: keep the layer's trained state (a copy; it may alias on the CPU)
+            trained = None if self._cascading else copy.deepcopy(layer.state_dict())
             _reset(layer, self.seed + 1, model.device)
             maps = prepare(explainer.explain(randomised, batch, targets).pixels, self.absolute)  # type: ignore[arg-type]
-            rho, defined = spearman_rows(reference, maps)
+            if trained is not None:
+                layer.load_state_dict(trained)
+            rho, defined = spearman_rows(reference, maps, reference_ranks)
             undefined += int((~defined).sum())
             spearman.append(rho)
             ssim.append(ssim_rows(reference, maps))
