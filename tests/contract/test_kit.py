@@ -164,9 +164,12 @@ def test_run_checks_for_name_runs_a_registered_plugin():
     assert all(isinstance(r, CheckResult) for r in results)
 
 
-def test_controls_are_exempt_from_target_sensitivity():
+def test_target_blind_explainers_are_exempt_from_target_sensitivity():
+    import dataclasses
+
     class Control(fx.ToyInputXGradient):
         name: ClassVar[str] = "control.toy"
+        tags = dataclasses.replace(fx.ToyInputXGradient.tags, target_sensitive=False)
 
     assert "check_explainer_target_sensitivity" not in dict(plugin_checks(Control()))
     assert "check_explainer_target_sensitivity" in dict(plugin_checks(fx.ToyInputXGradient()))

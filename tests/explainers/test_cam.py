@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from _explainer_toys import TinyCNN, Wrapped, info_for, make_batch
 from captum.attr import LayerAttribution, LayerGradCam
 from harness_builtins.explainers.cam.grad_cam import GradCAM
@@ -29,10 +28,22 @@ def _tiny_cnn_terms(model: TinyCNN, batch: Batch, targets: Tensor) -> tuple[Tens
     return act, grads
 
 
+def _resize_matrix(size: int, cells: int, stride: float, offset: float) -> Tensor:
+    """(size, cells) linear-interpolation weights: pixel p reads cell (p - offset) / stride."""
+    u = ((torch.arange(size, dtype=torch.float64) - offset) / stride).clamp(0, cells - 1)
+    lo = u.floor().long()
+    hi = (lo + 1).clamp(max=cells - 1)
+    frac = u - lo
+    m = torch.zeros(size, cells, dtype=torch.float64)
+    m[torch.arange(size), lo] += 1 - frac
+    m[torch.arange(size), hi] += frac
+    return m
+
+
 def _up(cam: Tensor, size: int) -> Tensor:
-    return F.interpolate(cam[:, None], size=(size, size), mode="bilinear", align_corners=False)[
-        :, 0
-    ]
+    """Place TinyCNN's conv2 cells at their receptive-field centres: pixel 2 i (k3 p1 convs)."""
+    m = _resize_matrix(size, cam.shape[-1], 2.0, 0.0).to(cam.dtype)
+    return m @ cam @ m.T
 
 
 def test_grad_cam_equals_hand_computed_cam(tiny_cnn: TinyCNN, batch: Batch) -> None:
@@ -53,7 +64,7 @@ def test_grad_cam_equals_captum_layer_grad_cam(resnet18) -> None:
     net = resnet18.module
     ref = LayerGradCam(net, net.layer3).attribute(images, target=targets, relu_attributions=True)
     ref = LayerAttribution.interpolate(ref, (32, 32), "bilinear")[:, 0]
-    got = GradCAM(layer="layer3").explain(resnet18, batch32, targets).pixels
+    got = GradCAM(layer="layer3", upsample="bilinear").explain(resnet18, batch32, targets).pixels
     torch.testing.assert_close(got, ref.detach(), rtol=1e-5, atol=1e-7)
 
 

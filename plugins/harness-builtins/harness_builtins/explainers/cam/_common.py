@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.contracts import Batch, Model, SupportsTargetLayer
+from harness.contracts import Batch, Model, SupportsTargetLayer, SupportsTorchModule
 from harness.errors import CapabilityError
 from harness_builtins.explainers._common import images_of, submodule, target_column
+from harness_builtins.explainers.cam._geometry import Geometry, feature_geometry
 
 
 def cam_layer(model: Model, layer: str | None, who: str) -> nn.Module:
@@ -72,6 +73,47 @@ def activations_and_gradients(
     return act.detach(), grads.detach()
 
 
-def upsample(cam: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinearly resize (N, h, w) maps to (N, H, W), like Captum's ``interpolate``."""
-    return F.interpolate(cam.unsqueeze(1), size=size, mode="bilinear", align_corners=False)[:, 0]
+UPSAMPLE_MODES: tuple[str, ...] = ("receptive_field", "bilinear")
+
+
+def layer_geometry(model: Model, layer: nn.Module, images: Tensor, mode: str) -> Geometry | None:
+    """Return the geometry of ``layer`` for ``mode="receptive_field"``, else None.
+
+    None also when the model has no torch module or the geometry cannot be
+    measured (see :func:`feature_geometry`); :func:`upsample` then resizes plainly.
+    """
+    if mode != "receptive_field" or not isinstance(model, SupportsTorchModule):
+        return None
+    return feature_geometry(model.module, layer, images.shape[1])
+
+
+def upsample(cam: Tensor, size: tuple[int, int], geometry: Geometry | None = None) -> Tensor:
+    """Resize (N, h, w) maps to (N, H, W), placing each cell at its receptive-field centre.
+
+    With ``geometry = (stride_y, offset_y, stride_x, offset_x)``, output pixel
+    ``(y, x)`` reads the map bilinearly at the fractional cell
+    ``((y - offset_y) / stride_y, (x - offset_x) / stride_x)``, clamped to the
+    outermost cells. Without it, plain bilinear resizing like Captum's
+    ``interpolate`` (``align_corners=False``), which is the same sampling with
+    ``stride = H / h`` and ``offset = (stride - 1) / 2``.
+    """
+    if geometry is None:
+        return F.interpolate(cam.unsqueeze(1), size=size, mode="bilinear", align_corners=False)[
+            :, 0
+        ]
+    n, h, w = cam.shape
+    stride_y, offset_y, stride_x, offset_x = geometry
+    ys = torch.arange(size[0], device=cam.device, dtype=cam.dtype)
+    xs = torch.arange(size[1], device=cam.device, dtype=cam.dtype)
+    # grid_sample with align_corners=True maps -1 / +1 to the centres of the first / last cell
+    gy = (ys - offset_y) / stride_y * (2 / max(h - 1, 1)) - 1
+    gx = (xs - offset_x) / stride_x * (2 / max(w - 1, 1)) - 1
+    grid = torch.stack((gx[None, :].expand(size[0], -1), gy[:, None].expand(-1, size[1])), -1)
+    out = F.grid_sample(
+        cam.unsqueeze(1),
+        grid.expand(n, -1, -1, -1),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )
+    return out[:, 0]

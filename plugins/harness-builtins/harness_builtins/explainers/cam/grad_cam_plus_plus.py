@@ -9,8 +9,14 @@ import torch
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model, Need
-from harness_builtins.explainers._common import images_of
-from harness_builtins.explainers.cam._common import activations_and_gradients, cam_layer, upsample
+from harness_builtins.explainers._common import check_choice, images_of
+from harness_builtins.explainers.cam._common import (
+    UPSAMPLE_MODES,
+    activations_and_gradients,
+    cam_layer,
+    layer_geometry,
+    upsample,
+)
 
 
 def grad_cam_plus_plus_weights(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -41,8 +47,21 @@ class GradCAMPlusPlus(Explainer):
     Channel weights count each location's positive gradient, normalised by the
     closed-form ``alpha`` coefficients, so several instances of a class all
     contribute to the map (see :func:`grad_cam_plus_plus_weights`). One forward
-    and one backward pass for the whole batch; the map is ReLU'd and bilinearly
-    upsampled to the input size.
+    and one backward pass for the whole batch; the map is ReLU'd and upsampled
+    to the input size.
+
+    By default each cell of the layer is placed at the centre of its receptive
+    field before bilinear interpolation (``upsample="receptive_field"``). Plain
+    bilinear resizing centres cell ``i`` of a layer with total stride ``s``
+    at pixel ``s i + (s - 1) / 2``. That holds for VGG's 2x2 pooling, but the
+    padded stride-2 convolutions and pooling of a ResNet centre it at ``s i``,
+    so there the plain map is shifted by ``(s - 1) / 2`` pixels (7.5 px at
+    ``layer3``; DenseNet-121's last block is off by 1.5 px), which costs much
+    localisation at low resolution (ResNet18 ``layer3`` on the quickstart's
+    128 px lesions: Grad-CAM pointing game 0.46 plain, 0.85 aligned, mean of 3
+    seeds). The placement is measured once per architecture and layer on a
+    linearised copy of the network (see ``cam/_geometry.py``); a network where
+    that fails gets plain resizing.
 
     Parameters
     ----------
@@ -50,6 +69,9 @@ class GradCAMPlusPlus(Explainer):
         Keep only positive evidence, as in the paper.
     layer : str or None, default=None
         Dotted name of the layer to explain; None uses the model's target layer.
+    upsample : {"receptive_field", "bilinear"}, default="receptive_field"
+        ``"receptive_field"`` places each cell at its receptive-field centre;
+        ``"bilinear"`` is the classic resizing with ``align_corners=False``.
 
     References
     ----------
@@ -59,7 +81,7 @@ class GradCAMPlusPlus(Explainer):
     """
 
     name: ClassVar[str] = "cam.grad_cam_plus_plus"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     citation: ClassVar[str] = (
         "Chattopadhay et al., Grad-CAM++: Generalized Gradient-Based Visual Explanations "
         "for Deep Convolutional Networks, WACV 2018"
@@ -70,21 +92,27 @@ class GradCAMPlusPlus(Explainer):
         deterministic=True,
     )
 
-    def __init__(self, *, relu: bool = True, layer: str | None = None) -> None:
+    def __init__(
+        self, *, relu: bool = True, layer: str | None = None, upsample: str = "receptive_field"
+    ) -> None:
         self.relu = relu
         self.layer = layer
+        self.upsample = upsample
 
     @classmethod
     def conformance_instances(cls, tmp_dir: Path) -> list[GradCAMPlusPlus]:
         """Return small instances for the conformance kit."""
-        return [cls()]
+        return [cls(), cls(upsample="bilinear")]
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
+        check_choice(self.name, "upsample", self.upsample, UPSAMPLE_MODES)
         images = images_of(batch, self.name)
         layer = cam_layer(model, self.layer, self.name)
+        geometry = layer_geometry(model, layer, images, self.upsample)
         act, grads = activations_and_gradients(model, batch, targets, layer, self.name)
         weights = grad_cam_plus_plus_weights(act, grads)
         cam = torch.einsum("nk,nkhw->nhw", weights, act)
         if self.relu:
             cam = cam.clamp(min=0)
-        return Attribution(pixels=upsample(cam, (images.shape[-2], images.shape[-1])))
+        size = (images.shape[-2], images.shape[-1])
+        return Attribution(pixels=upsample(cam, size, geometry))
