@@ -331,12 +331,6 @@ class UndeclaredMasks(MassMetric):
     tags: ClassVar[MetricTags] = MetricTags(kind=MetricKind.LOCALISATION)
 
 
-class UnenforcedReferences(MassMetric):
-    tags: ClassVar[MetricTags] = MetricTags(
-        kind=MetricKind.LOCALISATION, needs=frozenset({Need.MASKS, Need.REFERENCES})
-    )
-
-
 class BatchShare(MassMetric):
     def _score(
         self, model: Any, batch: Batch, targets: Tensor, attribution: Attribution, explainer: Any
@@ -386,11 +380,6 @@ class LossAsScore(ClassificationMetric):
     ("plugin", "check", "match"),
     [
         (UndeclaredMasks(), "check_metric_needs_declared", "declare Need.MASKS"),
-        (
-            UnenforcedReferences(),
-            "check_metric_needs_declared",
-            r"CapabilityError \(declared Need.REFERENCES\)",
-        ),
         (BatchShare(), "check_metric_batch_independence", "normalise per row"),
         (Doubled(), "check_metric_scores", r"within bounds \(0.0, 1.0\)"),
         (InheritsDirection(), "check_metric_declarations", "inherited from Metric"),
