@@ -52,23 +52,7 @@ METRICS: Mapping[str, str] = {
 }
 
 
-def _available() -> dict[str, str]:
-    """Only the targets whose module exists, so partial installs still list."""
-    import importlib.util
-
-    out = {}
-    for name, target in METRICS.items():
-        module = target.partition(":")[0]
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if found:
-            out[name] = target
-    return out
-
-
 @hookimpl
 def harness_metrics() -> Mapping[str, str]:
     """Register the core metrics."""
-    return _available()
+    return METRICS

@@ -116,13 +116,14 @@ def _comparison_lines(comps: pd.DataFrame) -> list[str]:
     lines = [
         "",
         "Paired Wilcoxon signed-rank tests on per-row scores, Holm-corrected per metric; "
-        f"{len(sig)} of {len(comps)} differences significant at p < 0.05:",
+        f"{len(sig)} of {len(comps)} differences significant at p < 0.05 (better > worse):",
     ]
-    for _, c in sig.iterrows():
-        worse = c["explainer_b"] if c["better"] == c["explainer_a"] else c["explainer_a"]
-        lines.append(
-            f"- `{c['metric']}`: {c['better']} better than {worse} (n={int(c['n'])}, p_adj={c['p_adjusted']:.2g})"
-        )
+    for metric, rows in sig.groupby("metric", sort=True):
+        pairs = []
+        for _, c in rows.iterrows():
+            worse = c["explainer_b"] if c["better"] == c["explainer_a"] else c["explainer_a"]
+            pairs.append(f"{c['better']} > {worse}")
+        lines.append(f"- `{metric}`: " + "; ".join(pairs))
     return lines
 
 

@@ -45,3 +45,10 @@ def test_builtins_arrive_through_the_entry_point_and_can_be_blocked() -> None:
     blocked = discover(blocked=("builtins",))
     assert "captum.grad_cam" not in blocked.explainers.names()
     assert "localisation.pointing_game" in blocked.metrics.names()
+
+
+def test_every_registered_target_imports() -> None:
+    regs = discover()
+    for kind in ("datasets", "models", "explainers", "metrics"):
+        for name in regs.kind(kind).names():
+            assert regs.kind(kind).get(name).name == name

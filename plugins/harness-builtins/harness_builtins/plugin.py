@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 
 from harness.hookspecs import hookimpl
@@ -40,32 +39,19 @@ EXPLAINERS: Mapping[str, str] = {
 }
 
 
-def _available(targets: Mapping[str, str]) -> dict[str, str]:
-    """Keep the targets whose module exists (a plugin under construction still lists)."""
-    out = {}
-    for name, target in targets.items():
-        try:
-            found = importlib.util.find_spec(target.partition(":")[0]) is not None
-        except ModuleNotFoundError:
-            found = False
-        if found:
-            out[name] = target
-    return out
-
-
 @hookimpl
 def harness_datasets() -> Mapping[str, str]:
     """Register the built-in datasets."""
-    return _available(DATASETS)
+    return DATASETS
 
 
 @hookimpl
 def harness_models() -> Mapping[str, str]:
     """Register the built-in models."""
-    return _available(MODELS)
+    return MODELS
 
 
 @hookimpl
 def harness_explainers() -> Mapping[str, str]:
     """Register the built-in explainers."""
-    return _available(EXPLAINERS)
+    return EXPLAINERS
