@@ -18,11 +18,15 @@ def test_sigkilled_runs_resume_to_the_uninterrupted_leaderboard(tmp_path: Path) 
     spec = tmp_path / "small.yaml"
     spec.write_text(SMALL_SPEC)
     reference = tmp_path / "reference"
+    start = time.monotonic()
     assert run_cli("run", str(spec), "-o", str(reference), "--no-progress").returncode == 0
+    duration = time.monotonic() - start
 
     out = tmp_path / "killed"
     kills = 0
-    for delay in (3.0, 7.0, 12.0, 18.0):
+    # kill at moments spread over a run's length: imports, training, explaining, scoring
+    for fraction in (0.2, 0.4, 0.55, 0.7, 0.85):
+        delay = fraction * duration
         proc = subprocess.Popen(
             [*harness_cmd(), "run", str(spec), "-o", str(out), "--no-progress"],
             cwd=ROOT,
