@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from _cli import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from _explainer_toys import ResNet18, TinyCNN, ToyMultimodal, info_for, make_batch
