@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from _cli import run_cli
 from harness_builtins.datasets._fixtures import write_chexpert, write_kermany
 
