@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from harness.errors import DataError
+
 ALPHA = 0.05
 CORRECTION = "holm"
 
@@ -61,7 +63,7 @@ def bootstrap_statistic(
     """Corpus statistic over all ``n`` rows with an interval from resampled row indices.
 
     Resamples where the statistic is undefined (it raises ``ValueError`` or
-    returns NaN, e.g. a single class) are dropped.
+    :class:`~harness.errors.DataError`, or returns NaN, e.g. a single class) are dropped.
     """
     value = float(statistic(np.arange(n)))
     if n < 2 or n_boot <= 0:
@@ -71,7 +73,7 @@ def bootstrap_statistic(
     for _ in range(n_boot):
         try:
             v = float(statistic(rng.integers(0, n, size=n)))
-        except ValueError:
+        except (ValueError, DataError):
             continue
         if math.isfinite(v):
             draws.append(v)

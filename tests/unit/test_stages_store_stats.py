@@ -9,6 +9,7 @@ import torch
 from _core_plugins import Gradient
 from scipy import stats as sps
 
+from harness.errors import DataError
 from harness.stages import ArtefactCache, stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic, holm, paired_tests
 from harness.store import ResultRow, Store
@@ -82,15 +83,17 @@ def test_bootstrap_mean_is_seeded_and_covers_the_mean() -> None:
 
 
 def test_bootstrap_statistic_drops_undefined_resamples() -> None:
-    labels = np.array([0, 1] * 10)
+    labels = np.array([0, 1, 0, 1])
 
-    def stat(idx: np.ndarray) -> float:
-        if len(set(labels[idx])) < 2:
-            raise ValueError("one class")
-        return float(labels[idx].mean())
+    for error in (ValueError, DataError):
 
-    s = bootstrap_statistic(len(labels), stat, n_boot=200)
-    assert s.value == 0.5 and s.ci_low < 0.5 < s.ci_high
+        def stat(idx: np.ndarray, error: type[Exception] = error) -> float:
+            if len(set(labels[idx])) < 2:
+                raise error("one class")
+            return float(labels[idx].mean())
+
+        s = bootstrap_statistic(4, stat, n_boot=200)
+        assert s.value == 0.5 and s.ci_low < 0.5 < s.ci_high
 
 
 def test_holm_matches_hand_computation() -> None:
