@@ -110,6 +110,25 @@ def step_size(hw: int, steps: int, pixels_per_step: int | None) -> int:
     return pixels_per_step if pixels_per_step is not None else max(1, math.ceil(hw / steps))
 
 
+def step_settings(
+    name: str,
+    images: Tensor,
+    *,
+    steps: int,
+    pixels_per_step: int | None,
+    baseline: str | float,
+    output: str,
+) -> tuple[str, int]:
+    """Validate the shared step parameters; return (output, pixels per step)."""
+    positive(name, "steps", steps)
+    if pixels_per_step is not None:
+        positive(name, "pixels_per_step", pixels_per_step)
+    if not isinstance(baseline, int | float):
+        choice(name, "baseline", baseline, BASELINES)
+    checked = choice(name, "output", output, ("probability", "logit"))
+    return checked, step_size(images.shape[-2] * images.shape[-1], steps, pixels_per_step)
+
+
 def threshold_maker(
     images: Tensor, inside: Tensor, outside: Tensor, rank: Tensor, steps: int, thresholds: Tensor
 ) -> Callable[[Tensor], Tensor]:

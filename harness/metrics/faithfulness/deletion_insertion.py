@@ -23,7 +23,6 @@ _CITATION = (
     "Petsiuk, Das, Saenko. RISE: Randomized Input Sampling for Explanation of "
     "Black-box Models. BMVC 2018."
 )
-_OUTPUTS = ("probability", "logit")
 
 
 class _RiseAUC(ExplanationMetric):
@@ -55,13 +54,10 @@ class _RiseAUC(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         images, pixels = C.images_of(self.name, batch, attribution)
-        C.positive(self.name, "steps", self.steps)
-        if self.pixels_per_step is not None:
-            C.positive(self.name, "pixels_per_step", self.pixels_per_step)
-        if not isinstance(self.baseline, int | float):
-            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
-        output = C.choice(self.name, "output", self.output, _OUTPUTS)
-        k = C.step_size(images.shape[-2] * images.shape[-1], self.steps, self.pixels_per_step)
+        output, k = C.step_settings(
+            self.name, images, steps=self.steps, pixels_per_step=self.pixels_per_step,
+            baseline=self.baseline, output=self.output,
+        )  # fmt: skip
         curve = C.schedule_curve(
             model, batch, targets, pixels,
             baseline=self.baseline, k=k, insert=self._insert, output=output,

@@ -15,7 +15,6 @@ from harness.metrics.faithfulness import _common as C
 if TYPE_CHECKING:
     from harness.contracts import Explainer
 
-_OUTPUTS = ("probability", "logit")
 
 
 class Monotonicity(ExplanationMetric):
@@ -91,14 +90,11 @@ class Monotonicity(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         images, pixels = C.images_of(self.name, batch, attribution)
-        C.positive(self.name, "steps", self.steps)
-        if self.pixels_per_step is not None:
-            C.positive(self.name, "pixels_per_step", self.pixels_per_step)
-        if not isinstance(self.baseline, int | float):
-            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
-        output = C.choice(self.name, "output", self.output, _OUTPUTS)
+        output, k = C.step_settings(
+            self.name, images, steps=self.steps, pixels_per_step=self.pixels_per_step,
+            baseline=self.baseline, output=self.output,
+        )  # fmt: skip
         hw = images.shape[-2] * images.shape[-1]
-        k = C.step_size(hw, self.steps, self.pixels_per_step)
         order_by = pixels.abs() if self.abs else pixels
         n_steps = -(-hw // k)
         rank = C.ranks(order_by.reshape(len(pixels), -1), descending=False)

@@ -14,7 +14,6 @@ from harness.metrics.faithfulness import _common as C
 if TYPE_CHECKING:
     from harness.contracts import Explainer
 
-_OUTPUTS = ("probability", "logit")
 
 
 class PixelFlipping(ExplanationMetric):
@@ -92,13 +91,10 @@ class PixelFlipping(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         images, pixels = C.images_of(self.name, batch, attribution)
-        C.positive(self.name, "steps", self.steps)
-        if self.pixels_per_step is not None:
-            C.positive(self.name, "pixels_per_step", self.pixels_per_step)
-        if not isinstance(self.baseline, int | float):
-            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
-        output = C.choice(self.name, "output", self.output, _OUTPUTS)
-        k = C.step_size(images.shape[-2] * images.shape[-1], self.steps, self.pixels_per_step)
+        output, k = C.step_settings(
+            self.name, images, steps=self.steps, pixels_per_step=self.pixels_per_step,
+            baseline=self.baseline, output=self.output,
+        )  # fmt: skip
         curve = C.schedule_curve(
             model, batch, targets, pixels,
             baseline=self.baseline, k=k, insert=False, output=output,
