@@ -39,6 +39,7 @@ __all__ = [
     "EngineConfig",
     "ForwardStats",
     "cache_clear",
+    "chunk_size",
     "clean_logits",
     "configure",
     "count_forwards",
@@ -132,6 +133,18 @@ def _default_chunk(device: torch.device, shape: tuple[int, ...]) -> int:
     return max(1, min(1024, budget // per_image))
 
 
+def _chunk_for(model: Model, shape: tuple[int, ...]) -> int:
+    """Images per chunk for ``model`` on inputs of ``shape`` (learned after an OOM)."""
+    default = CONFIG.max_batch or _default_chunk(model.device, shape)
+    learned = _LEARNED.get((model_key(model, weights=False), shape), default)
+    return max(1, min(learned, default))
+
+
+def chunk_size(model: Model, images: Tensor) -> int:
+    """Images per forward chunk the engine uses for ``model`` on images like ``images``."""
+    return _chunk_for(model, tuple(images.shape[1:]))
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
@@ -192,8 +205,7 @@ def _run_chunks(
     device = model.device
     shape = () if batch.images is None else tuple(batch.images.shape[1:])
     key = (model_key(model, weights=False), shape)
-    default = CONFIG.max_batch or _default_chunk(device, shape)
-    chunk = max(1, min(_LEARNED.get(key, default), default))
+    chunk = _chunk_for(model, shape)
     parts: list[Tensor] = []
     start = 0
     forward: Callable[[Tensor, Tensor], Tensor] | None = None
@@ -254,7 +266,7 @@ def evaluate(
     targets = targets.to(model.device)
 
     def reduce(logits: Tensor, rows: Tensor) -> Tensor:
-        return target_scores(model, logits, targets[rows], output)
+        return target_scores(model, logits, targets.index_select(0, rows), output)
 
     return _run_chunks(model, batch, len(batch) * steps, steps, make, reduce).view(
         len(batch), steps
@@ -269,7 +281,9 @@ def clean_logits(model: Model, batch: Batch) -> Tensor:
         if images is None:
             with torch.inference_mode():
                 return model.logits(batch).float()
-        return _run_chunks(model, batch, len(batch), 1, lambda flat: images[flat], lambda lg, _: lg)
+        return _run_chunks(
+            model, batch, len(batch), 1, lambda flat: images.index_select(0, flat), lambda lg, _: lg
+        )
 
     tensors = [t for t in (batch.images, batch.tokens) if t is not None]
     return shared(model, ("clean", batch.ids), tensors, compute)

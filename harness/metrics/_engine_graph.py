@@ -48,40 +48,43 @@ def _plain_forward(model: Model) -> bool:
     return cls._logits is TorchModel._logits and cls._forward is TorchModel._forward
 
 
+def _verified(graph: Forward, module: nn.Module, sample: Tensor) -> Forward:
+    """Return ``graph`` if its logits equal the module's on ``sample`` and one row, else raise."""
+    with torch.inference_mode():
+        for rows in (sample, sample[:1]):
+            expected = module(rows)
+            got = graph(rows)
+            if not isinstance(got, Tensor) or got.shape != expected.shape:
+                raise ValueError("frozen graph output has a different shape")
+            tol = ATOL * max(1.0, float(expected.abs().max()))
+            if not torch.allclose(got, expected, rtol=RTOL, atol=tol):
+                diff = float((got - expected).abs().max())
+                raise ValueError(f"frozen graph logits differ by {diff:.3g}")
+    return graph
+
+
 def _build(module: nn.Module, example: Tensor) -> Forward | None:
-    """Trace, freeze and verify ``module`` on ``example``; None when unusable."""
+    """Trace, freeze and verify ``module`` on ``example``; None when unusable.
+
+    The inference-optimised graph is tried first, then the plain frozen one
+    (some MKL-DNN kernels refuse shapes the eager ones accept, e.g. an
+    adaptive pooling whose output size does not divide its input).
+    """
     sample = example[: min(len(example), 4)].clone()
-    try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sample = sample.clone()
-            traced = torch.jit.trace(module, sample, check_trace=False)  # type: ignore[no-untyped-call]
-            frozen = _optimise(traced.eval())
-            with torch.inference_mode():
-                for rows in (sample, sample[:1]):
-                    expected = module(rows)
-                    got = frozen(rows)
-                    if not isinstance(got, Tensor) or got.shape != expected.shape:
-                        raise ValueError("frozen graph output has a different shape")
-                    tol = ATOL * max(1.0, float(expected.abs().max()))
-                    if not torch.allclose(got, expected, rtol=RTOL, atol=tol):
-                        diff = float((got - expected).abs().max())
-                        raise ValueError(f"frozen graph logits differ by {diff:.3g}")
-    except Exception as exc:  # noqa: BLE001 - any tracing failure means "use eager"
-        log.debug("frozen graph unavailable for %s: %s", type(module).__name__, exc)
-        return None
-    out: Forward = frozen
-    return out
-
-
-def _optimise(traced: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
-    """Freeze and optimise for inference (conv-bn folding, MKL-DNN where it pays), else freeze."""
-    try:
-        out: torch.jit.ScriptModule = torch.jit.optimize_for_inference(traced)
-    except Exception as exc:  # noqa: BLE001 - not every graph can be optimised; freezing suffices
-        log.debug("optimize_for_inference failed (%s); using a frozen graph", exc)
-        out = torch.jit.freeze(traced)
-    return out
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sample = sample.clone()
+        try:
+            traced = torch.jit.trace(module, sample, check_trace=False).eval()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # noqa: BLE001 - any tracing failure means "use eager"
+            log.debug("tracing %s failed: %s", type(module).__name__, exc)
+            return None
+        for optimise in (torch.jit.optimize_for_inference, torch.jit.freeze):
+            try:
+                return _verified(optimise(traced), module, sample)
+            except Exception as exc:  # noqa: BLE001 - an unusable graph means "next option"
+                log.debug("%s unusable for %s: %s", optimise.__name__, type(module).__name__, exc)
+    return None
 
 
 def fast_forward(

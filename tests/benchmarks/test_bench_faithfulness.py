@@ -23,7 +23,7 @@ from harness.metrics.faithfulness.faithfulness_correlation import correlation_fr
 quantus = pytest.importorskip("quantus")
 pytestmark = pytest.mark.benchmark
 
-SETUPS = ["resnet18_setup", "small_cnn_setup"]
+SETUPS = ["resnet18_setup", "small_cnn_setup", "tiny_cnn_setup"]
 
 
 def _repeats(setup) -> int:

@@ -166,7 +166,7 @@ NAMES = [
 ]
 
 
-@pytest.mark.parametrize("setup_name", ["resnet18_setup", "small_cnn_setup", "small_cnn32_setup"])
+@pytest.mark.parametrize("setup_name", ["resnet18_setup", "small_cnn_setup", "small_cnn32_setup", "tiny_cnn_setup"])
 @pytest.mark.parametrize("name", NAMES)
 def test_explainer_bound_speed(
     bench: Any, request: pytest.FixtureRequest, setup_name: str, name: str
@@ -182,7 +182,7 @@ def test_explainer_bound_speed(
 
     chunk = 64 if name.startswith("robustness") else len(setup.batch)
     floor_s = _explain_floor(bench, setup, forwards, chunk)
-    repeats = 2 if setup_name == "resnet18_setup" else 3
+    repeats = 2 if setup_name == "resnet18_setup" else 11
     ours()  # warm up
     cmp = bench.interleaved(ours, theirs, repeats=repeats)
     comparable = not name.startswith("robustness")

@@ -153,3 +153,28 @@ def test_imputation_matches_scipy_spsolve_reference() -> None:
     for row, k in enumerate(counts):
         ref = quantus_imputation(x[row].numpy(), order[row, :k].numpy(), noise=0.0)
         np.testing.assert_allclose(ours[row], ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("max_batch", [8, 64])  # first blocks of 2 and 4 steps
+def test_monotonicity_stops_decided_rows_without_changing_values(linear, max_batch) -> None:
+    model, batch, targets, attribution, w = linear
+    # Against a 0.5 baseline, rows 0-1 (pixels above it) only gain when a pixel is
+    # inserted; rows 2-3 (half their pixels below it) lose on some steps.
+    images = batch.images.clone()
+    images[:2] = 0.6 + 0.4 * images[:2].clamp(0, 1)
+    images[2:] = images[2:].clamp(0, 1)
+    batch = batch.with_images(images)
+    attribution = Attribution(pixels=images[:, 0] * w)
+    params = {"pixels_per_step": 2, "baseline": 0.5, "output": "logit"}
+    full = harness.get_metric("faithfulness.monotonicity", full_curve=True, **params)
+    early = harness.get_metric("faithfulness.monotonicity", **params)
+    with _engine.configure(max_batch=max_batch, cache=False):
+        with _engine.count_forwards() as every_step:
+            expected = full.evaluate(model, batch, targets, attribution)
+        with _engine.count_forwards() as decided:
+            got = early.evaluate(model, batch, targets, attribution)
+    assert expected.values.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert got.values.tolist() == expected.values.tolist()
+    assert every_step.images == 4 * HW // 2
+    assert decided.images < every_step.images
+    assert got.curves == {} and expected.curves["logit"].shape == (4, HW // 2)

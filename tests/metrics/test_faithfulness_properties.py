@@ -64,3 +64,25 @@ def test_correlation_with_a_seed_is_reproducible_and_runs_move_it(toy) -> None:
     c = make(2).evaluate(toy.model, toy.batch, toy.targets, toy.attribution).values
     torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
     assert not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize(("features", "size"), [(10, 3), (6, 6), (50, 1)])
+def test_subsets_are_distinct_uniform_and_reproducible(features: int, size: int) -> None:
+    from harness.metrics.faithfulness.faithfulness_correlation import sample_subsets
+
+    draw = lambda seed: sample_subsets(  # noqa: E731
+        200, 100, features, size, torch.Generator().manual_seed(seed)
+    )
+    subsets = draw(0)
+    assert subsets.shape == (200, 100, size)
+    assert torch.equal(subsets, draw(0)) and not torch.equal(subsets, draw(1))
+    flat = subsets.reshape(-1, size)
+    assert int(flat.min()) >= 0 and int(flat.max()) < features
+    ordered = flat.sort(dim=1).values
+    assert bool((ordered[:, 1:] != ordered[:, :-1]).all()), "features repeat within a subset"
+    counts = torch.bincount(flat.flatten(), minlength=features).double()
+    expected = len(flat) * size / features
+    # every feature is equally likely: within 5 standard deviations of the binomial count
+    assert float((counts - expected).abs().max()) < 5 * (expected * (1 - size / features)) ** 0.5 + 1e-9
+    first = torch.bincount(flat[:, 0], minlength=features).double()
+    assert float((first - len(flat) / features).abs().max()) < 5 * (len(flat) / features) ** 0.5

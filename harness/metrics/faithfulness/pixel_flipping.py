@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from harness.contracts import Explainer
 
 
-
 class PixelFlipping(ExplanationMetric):
     """Average drop of the target score as the most relevant pixels are flipped (AOPC).
 
