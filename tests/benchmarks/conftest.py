@@ -227,6 +227,13 @@ class BenchRow:
         return None if self.quantus_s is None else self.quantus_s / self.ours_s
 
     @property
+    def quantus_over_floor(self) -> float | None:
+        """Quantus / floor: the largest speed-up any code running these forwards could reach."""
+        if self.quantus_s is None or self.floor_s <= 0:
+            return None
+        return self.quantus_s / self.floor_s
+
+    @property
     def over_floor(self) -> float | None:
         """Ours / floor (1.0 = nothing but the unavoidable forward passes)."""
         return None if self.floor_s <= 0 else self.ours_s / self.floor_s
@@ -427,14 +434,15 @@ def write_table(rows: list[BenchRow]) -> None:
     ordered = [BenchRow(**merged[k]) for k in sorted(merged)]
     head = (
         "| setup | threads | metric | ours s | Quantus s | Quantus/ours | forwards | floor s "
-        "| ours/floor | max abs diff | note |\n"
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        "| ours/floor | Quantus/floor | max abs diff | note |\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     )
     body = "".join(
         f"| {r.setup} | {r.threads or '-'} | {r.metric} | {r.ours_s:.3f} | "
         f"{_fmt(r.quantus_s, '.3f')} | "
         f"{_fmt(r.speedup, '.2f')}{'x' if r.speedup else ''} | {r.forwards} | "
         f"{r.floor_s:.3f} | {_fmt(r.over_floor, '.2f')} | "
+        f"{_fmt(r.quantus_over_floor, '.1f')}{'x' if r.quantus_over_floor else ''} | "
         f"{_fmt(r.max_abs_diff, '.2g')} | {r.note} |\n"
         for r in ordered
     )
