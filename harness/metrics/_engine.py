@@ -44,6 +44,7 @@ __all__ = [
     "configure",
     "count_forwards",
     "evaluate",
+    "is_oom",
     "model_key",
     "shared",
     "target_scores",
@@ -145,7 +146,8 @@ def chunk_size(model: Model, images: Tensor) -> int:
     return _chunk_for(model, tuple(images.shape[1:]))
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
+    """Return True for a CUDA or CPU out-of-memory error (the engine halves its chunk then)."""
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
@@ -220,7 +222,7 @@ def _run_chunks(
                     forward = _forwarder(model, batch, images, total)
                 logits = forward(rows, images)
             except RuntimeError as exc:
-                if not _is_oom(exc) or chunk == 1:
+                if not is_oom(exc) or chunk == 1:
                     raise
                 chunk = max(1, chunk // 2)
                 _LEARNED[key] = chunk

@@ -176,4 +176,3 @@ def test_small_requests_do_not_build_a_graph(toy_factory) -> None:
         _engine.cache_clear()
         _engine.clean_logits(toy.model, toy.batch)
     assert fast_forward(toy.model, toy.batch.images, build=False) is not None
-

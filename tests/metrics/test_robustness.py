@@ -10,7 +10,7 @@ import torch
 from _toys_a import InputXGradient, ModuleModel, blob_batch, single_thread, tiny_model
 
 import harness
-from harness.metrics.robustness.sensitivity import relative_changes
+from harness.metrics.robustness.sensitivity import explain_chunk, relative_changes
 
 quantus = pytest.importorskip("quantus")
 
@@ -86,7 +86,19 @@ def test_chunking_does_not_change_values(case) -> None:
     ) * 0.2
     one = relative_changes(model, EXPLAINER, batch, targets, attribution.pixels, noise, chunk=1)
     many = relative_changes(model, EXPLAINER, batch, targets, attribution.pixels, noise, chunk=1000)
-    np.testing.assert_allclose(one.numpy(), many.numpy(), rtol=1e-5)
+    auto = relative_changes(model, EXPLAINER, batch, targets, attribution.pixels, noise)
+    uneven = relative_changes(model, EXPLAINER, batch, targets, attribution.pixels, noise, chunk=7)
+    for other in (many, auto, uneven):
+        np.testing.assert_allclose(one.numpy(), other.numpy(), rtol=1e-5)
+
+
+def test_explain_chunk_splits_evenly_within_the_budget() -> None:
+    cpu = torch.device("cpu")
+    assert explain_chunk(cpu, (1, 32, 32), 256) == 128  # 2**17 values: two calls of 128
+    assert explain_chunk(cpu, (1, 28, 28), 256) == 128  # at most 167: two even calls
+    assert explain_chunk(cpu, (1, 28, 28), 100) == 100  # one call
+    assert explain_chunk(cpu, (3, 224, 224), 10) == 1  # larger than the budget: one row
+    assert explain_chunk(cpu, (1, 16, 16), 5000) == 500  # at most 512 rows: 10 even calls
 
 
 @pytest.mark.parametrize(

@@ -212,3 +212,45 @@ def test_spearman_and_ssim_helpers_match_scipy_and_skimage() -> None:
     rho, defined = spearman_rows(const, torch.tensor(a[:1]))
     assert float(rho[0]) == 0.0 and not bool(defined[0])
     assert float(ssim_rows(const, const)[0]) == 1.0
+
+
+def test_batched_similarity_equals_one_stack_at_a_time() -> None:
+    """(L, N, H, W) maps against an (N, H, W) reference: the same numbers as L separate calls."""
+    g = np.random.default_rng(1)
+    a = torch.tensor(g.normal(size=(4, 10, 9)).round(1))  # ties
+    b = torch.tensor(g.normal(size=(3, 4, 10, 9)).round(1))
+    b[1, 2] = 1.5  # one constant map: Spearman undefined
+    rho, defined = spearman_rows(a, b)
+    ssim = ssim_rows(a, b)
+    assert rho.shape == defined.shape == ssim.shape == (3, 4)
+    for layer in range(3):
+        r, d = spearman_rows(a, b[layer])
+        np.testing.assert_allclose(rho[layer].numpy(), r.numpy(), atol=1e-15)
+        assert torch.equal(defined[layer], d)
+        np.testing.assert_allclose(ssim[layer].numpy(), ssim_rows(a, b[layer]).numpy(), atol=1e-15)
+    assert not bool(defined[1, 2]) and float(rho[1, 2]) == 0.0
+    ref = [scipy.stats.spearmanr(a[i].ravel(), b[2, i].ravel())[0] for i in range(4)]
+    np.testing.assert_allclose(rho[2].numpy(), ref, atol=1e-12)
+
+
+def test_randomisation_shares_the_twin_and_needs_layers(case) -> None:
+    """A label-randomised twin rides along uncopied and untouched; no layers is a capability error."""
+    model, batch, targets, attribution = case
+    metric = harness.get_metric("sanity.independent_randomisation")
+    alone = metric.evaluate(model, batch, targets, attribution, explainer=EXPLAINER)
+    twin = tiny_model(classes=3, seed=9)
+    twin_before = {k: v.clone() for k, v in twin.module.state_dict().items()}
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    for partner in (twin, model):  # a twin, and the model as its own "twin"
+        model.label_randomised = partner
+        try:
+            out = metric.evaluate(model, batch, targets, attribution, explainer=EXPLAINER)
+        finally:
+            model.label_randomised = None
+        assert torch.equal(out.values, alone.values)
+        assert all(torch.equal(before[k], v) for k, v in model.module.state_dict().items())
+    assert all(torch.equal(twin_before[k], v) for k, v in twin.module.state_dict().items())
+    with pytest.raises(CapabilityError, match="at least one"):
+        harness.get_metric("sanity.cascading_randomisation", max_layers=0).evaluate(
+            model, batch, targets, attribution, explainer=EXPLAINER
+        )

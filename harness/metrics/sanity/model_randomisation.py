@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
-from harness.metrics.sanity._common import prepare, rank_rows, spearman_rows, ssim_rows
+from harness.metrics.sanity._common import prepare, spearman_rows, ssim_rows
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_GROUP_VALUES = 2**21
 _ADEBAYO = "Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018"
 _TAGS = MetricTags(
     kind=MetricKind.SANITY,
@@ -42,6 +43,15 @@ def _reset(layer: nn.Module, seed: int, device: torch.device) -> None:
         if device.type == "cuda":
             torch.cuda.manual_seed(seed)
         layer.reset_parameters()  # type: ignore[operator]
+
+
+def _compare(
+    reference: Tensor, maps: list[Tensor], absolute: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Return (N, G) Spearman, its defined mask and SSIM of G layers' maps vs the reference."""
+    stack = prepare(torch.stack(maps).to(reference.device), absolute)
+    rho, defined = spearman_rows(reference, stack)
+    return rho.T, defined.T, ssim_rows(reference, stack).T
 
 
 class _ModelRandomisation(ExplanationMetric):
@@ -88,7 +98,14 @@ class _ModelRandomisation(ExplanationMetric):
         out: list[tuple[str, nn.Module]] = list(layers())
         if self.order == "bottom_up":
             out = out[::-1]
-        return out if self.max_layers is None else out[: int(self.max_layers)]
+        out = out if self.max_layers is None else out[: int(self.max_layers)]
+        if not out:
+            raise CapabilityError(
+                f"{self.name}: randomisable layers - expected at least one, got none "
+                f"(model {model.name!r}, max_layers={self.max_layers!r}).",
+                plugin=self.name,
+            )
+        return out
 
     def _score(
         self,
@@ -102,28 +119,32 @@ class _ModelRandomisation(ExplanationMetric):
             raise CapabilityError(
                 f"metric {self.name!r} needs an explainer and pixel attributions", plugin=self.name
             )
-        randomised = copy.deepcopy(model)  # the caller's model is never modified
+        originals = self._layers(model)
+        # the caller's model is never modified; a label-randomised twin is shared, not copied
+        twin = model.label_randomised
+        shared: dict[int, object] = {} if twin is None or twin is model else {id(twin): twin}
+        randomised = copy.deepcopy(model, shared)
         layers = self._layers(randomised)
         reference = prepare(attribution.pixels, self.absolute)
-        reference_ranks = rank_rows(reference.flatten(1))
-        spearman, ssim, undefined = [], [], 0
-        for name, layer in layers:
-            # independent: keep the layer's trained state (a copy; it may alias on the CPU)
-            trained = None if self._cascading else copy.deepcopy(layer.state_dict())
+        # maps are compared in groups of layers, ~2**21 values each (one batched op per group)
+        group = max(1, _GROUP_VALUES // reference.numel())
+        pending: list[Tensor] = []
+        parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        for i, (name, layer) in enumerate(layers):
             _reset(layer, self.seed + 1, model.device)
-            maps = prepare(explainer.explain(randomised, batch, targets).pixels, self.absolute)  # type: ignore[arg-type]
-            if trained is not None:
-                layer.load_state_dict(trained)
-            rho, defined = spearman_rows(reference, maps, reference_ranks)
-            undefined += int((~defined).sum())
-            spearman.append(rho)
-            ssim.append(ssim_rows(reference, maps))
+            pending.append(explainer.explain(randomised, batch, targets).pixels)  # type: ignore[arg-type]
+            if not self._cascading:  # independent: back to the caller's (untouched) weights
+                layer.load_state_dict(originals[i][1].state_dict())
             log.debug("%s: layer %s randomised", self.name, name)
-        curves = {"spearman": torch.stack(spearman, dim=1), "ssim": torch.stack(ssim, dim=1)}
+            if len(pending) == group or i == len(layers) - 1:
+                parts.append(_compare(reference, pending, self.absolute))
+                pending = []
+        rho, defined, ssim = (torch.cat(p, dim=1) for p in zip(*parts, strict=True))
+        curves = {"spearman": rho, "ssim": ssim}
         values = curves[self.similarity].mean(dim=1)
         notes = {
             "layers": float(len(layers)),
-            "undefined_spearman_fraction": undefined / max(1, len(layers) * len(batch)),
+            "undefined_spearman_fraction": float((~defined).double().mean()),
         }
         return Scores(values=values, curves=curves, notes=notes)
 
