@@ -83,6 +83,9 @@ def test_subsets_are_distinct_uniform_and_reproducible(features: int, size: int)
     counts = torch.bincount(flat.flatten(), minlength=features).double()
     expected = len(flat) * size / features
     # every feature is equally likely: within 5 standard deviations of the binomial count
-    assert float((counts - expected).abs().max()) < 5 * (expected * (1 - size / features)) ** 0.5 + 1e-9
+    assert (
+        float((counts - expected).abs().max())
+        < 5 * (expected * (1 - size / features)) ** 0.5 + 1e-9
+    )
     first = torch.bincount(flat[:, 0], minlength=features).double()
     assert float((first - len(flat) / features).abs().max()) < 5 * (len(flat) / features) ** 0.5
