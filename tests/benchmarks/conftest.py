@@ -11,7 +11,8 @@ Fixtures (the stable API other benchmark files use)
 ``bench``            a :class:`Bench` with ``interleaved``, ``best_of``, ``count_images``,
                      ``floor_seconds``, ``throughput``, ``row`` and ``record``.
 
-Every setup uses ``HARNESS_BENCH_THREADS`` torch threads (default 2), seeded
+Every setup uses ``HARNESS_BENCH_THREADS`` torch threads and as many BLAS
+threads for NumPy (default 2), seeded
 random weights (timings do not need a trained model), smooth synthetic images
 with a bright blob whose mask is the ground truth, targets = the model's
 predicted class, and input x gradient attributions plus a 1e-6 relative jitter
@@ -37,6 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from harness.contracts import (
@@ -166,6 +168,7 @@ def build_setup(
 ) -> BenchSetup:
     """Seed, wrap ``net``, make inputs, targets and input x gradient attributions."""
     torch.set_num_threads(THREADS)
+    threadpool_limits(THREADS)  # NumPy's BLAS (Quantus) gets as many threads as torch
     torch.manual_seed(seed)
     model = BenchModel(net=net)
     model.build(DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b"), image_size=(size, size)))
