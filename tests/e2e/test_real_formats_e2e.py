@@ -37,6 +37,10 @@ def test_chexpert_spec_on_a_chexpert_tree(tmp_path: Path) -> None:
     proc = run_cli("run", "specs/chexpert_multilabel_real.yaml", "-o", str(out), "--no-progress",
                    "--set", f"dataset.params.root={root}", "--set", "dataset.params.image_size=32", *SMALL)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    records = {r["metric"]: r for r in json.loads((out / "results.json").read_text()) if r["explainer"] == "-"}
+    records = {
+        r["metric"]: r
+        for r in json.loads((out / "results.json").read_text())
+        if r["explainer"] == "-"
+    }
     assert records["classification.masked_bce"]["status"] == "ok"
     assert records["classification.masked_accuracy"]["status"] == "ok"
