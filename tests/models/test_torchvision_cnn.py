@@ -6,7 +6,13 @@ import pytest
 import torch
 import torchvision
 from harness_builtins.datasets.synthetic_lesions import SyntheticLesions
-from harness_builtins.models.torchvision_cnn import VGG16, DenseNet121, ResNet18, ResNet50
+from harness_builtins.models.torchvision_cnn import (
+    VGG16,
+    VGG16BN,
+    DenseNet121,
+    ResNet18,
+    ResNet50,
+)
 from torch import nn
 
 from harness.contracts import Batch, DatasetInfo, FitContext, Modality, Task
@@ -75,6 +81,20 @@ def test_vgg16_builds_adapts_and_has_no_inplace_relu():
     assert not any(getattr(m, "inplace", False) for m in model.module.modules())
     assert model.target_layer() is model.module.features[29]
     assert isinstance(model.target_layer(), nn.ReLU)
+
+
+def test_vgg16_bn_has_batch_norm_and_cams_the_last_conv_relu():
+    model = VGG16BN(classifier_width=32)
+    model.build(_info(1, 3))
+    features = model.module.features
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in features) == 13
+    assert isinstance(features[40], nn.Conv2d) and isinstance(features[41], nn.BatchNorm2d)
+    assert model.target_layer() is features[42] and isinstance(features[42], nn.ReLU)
+    assert isinstance(features[43], nn.MaxPool2d)
+    batch = Batch(
+        ids=("a",), labels=torch.zeros(1, dtype=torch.long), images=torch.randn(1, 1, 32, 32)
+    )
+    assert model.logits(batch).shape == (1, 3)
 
 
 @pytest.mark.parametrize("cls", LIGHT)
@@ -268,6 +288,6 @@ def test_resnet18_learns_synthetic_lesions_quickly(one_thread):
 
 
 def test_conformance_instances_are_tiny(tmp_path):
-    for cls in (*LIGHT, VGG16):
+    for cls in (*LIGHT, VGG16, VGG16BN):
         instances = cls.conformance_instances(tmp_path)
         assert instances and all(type(i) is cls and i.epochs == 1 for i in instances)

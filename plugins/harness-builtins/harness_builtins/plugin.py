@@ -20,6 +20,7 @@ MODELS: Mapping[str, str] = {
     "torchvision.resnet18": f"{_P}.models.torchvision_cnn:ResNet18",
     "torchvision.resnet50": f"{_P}.models.torchvision_cnn:ResNet50",
     "torchvision.vgg16": f"{_P}.models.torchvision_cnn:VGG16",
+    "torchvision.vgg16_bn": f"{_P}.models.torchvision_cnn:VGG16BN",
     "torchvision.densenet121": f"{_P}.models.torchvision_cnn:DenseNet121",
 }
 

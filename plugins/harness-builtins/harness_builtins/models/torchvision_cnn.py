@@ -115,6 +115,27 @@ class VGG16(TorchvisionCNN):
         return module
 
 
+class VGG16BN(VGG16):
+    """Torchvision VGG-16 with batch normalisation; CAM layer ``features.42``.
+
+    The same network as :class:`VGG16` with a BatchNorm after every
+    convolution (torchvision ``vgg16_bn``). Plain VGG-16 trained from random
+    weights on a few hundred images stays at chance (measured on the
+    synthetic radiographs at 128 px: accuracy 0.50 after 8 epochs); with batch
+    normalisation it trains. ``features.42`` is the ReLU after the last
+    convolution (``features.40``) and its BatchNorm (``features.41``).
+    """
+
+    name: ClassVar[str] = "torchvision.vgg16_bn"
+    citation: ClassVar[str] = (
+        "Simonyan, Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
+        "Recognition. ICLR 2015; Ioffe, Szegedy. Batch Normalization. ICML 2015."
+    )
+    tags: ClassVar[ModelTags] = ModelTags(target_layer="features.42")
+    arch: ClassVar[str] = "vgg16_bn"
+    weights_url: ClassVar[str] = "https://download.pytorch.org/models/vgg16_bn-6c64b313.pth"
+
+
 class _DenseNet(nn.Module):
     """Torchvision's DenseNet with its final functional in-place ReLU made a module."""
 
