@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.cli._spec_args import add_spec_arguments, blocked_plugins
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``run`` arguments."""
@@ -28,27 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--executor", default="local", help="where groups run (default: local)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray",
-    )
-    parser.add_argument(
-        "-p",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="no:NAME",
-        help="block a plugin by its entry-point name, e.g. -p no:builtins",
-    )
-
-
-def blocked_plugins(values: list[str]) -> tuple[str, ...]:
-    """Return the plugin names blocked with ``-p no:NAME``."""
-    return tuple(v[3:] for v in values if v.startswith("no:"))
+    add_spec_arguments(parser)
 
 
 def execute(args: argparse.Namespace) -> int:

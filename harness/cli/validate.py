@@ -6,28 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cli.run import blocked_plugins
+from harness.cli._spec_args import add_spec_arguments, blocked_plugins
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` arguments."""
     parser.add_argument("spec", type=Path, help="benchmark spec (YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray",
-    )
-    parser.add_argument(
-        "-p",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="no:NAME",
-        help="block a plugin by its entry-point name",
-    )
+    add_spec_arguments(parser)
 
 
 def execute(args: argparse.Namespace) -> int:

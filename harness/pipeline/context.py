@@ -110,6 +110,30 @@ def make_row(ctx: RunContext, cell: Cell, status: str, **kw: Any) -> ResultRow:
     )
 
 
+def ok_row(
+    ctx: RunContext,
+    cell: Cell,
+    summary: Mapping[str, Any],
+    *,
+    seconds: float,
+    stage_key: str,
+    **kw: Any,
+) -> ResultRow:
+    """Build the "ok" row of ``cell`` from a bootstrap summary (value, ci_low, ci_high, n)."""
+    return make_row(
+        ctx,
+        cell,
+        "ok",
+        value=summary["value"],
+        ci_low=summary["ci_low"],
+        ci_high=summary["ci_high"],
+        n=summary["n"],
+        seconds=seconds,
+        stage_key=stage_key,
+        **kw,
+    )
+
+
 def record(
     ctx: RunContext,
     row: ResultRow,

@@ -23,7 +23,7 @@ from harness.pipeline.context import (
     RunContext,
     cached,
     key_seed,
-    make_row,
+    ok_row,
     record,
     skip_cell,
 )
@@ -206,20 +206,7 @@ def score_explanation(
         _, s, seconds = cached(
             ctx, key, cell.metric, lambda: _generation(metric, attr, batch, key_seed(key), ctx)
         )
-        record(
-            ctx,
-            make_row(
-                ctx,
-                cell,
-                "ok",
-                value=s["value"],
-                ci_low=s["ci_low"],
-                ci_high=s["ci_high"],
-                n=s["n"],
-                seconds=seconds,
-                stage_key=key,
-            ),
-        )
+        record(ctx, ok_row(ctx, cell, s, seconds=seconds, stage_key=key))
         return
 
     def compute() -> Computed:
@@ -239,16 +226,5 @@ def score_explanation(
     curves = {
         k.removeprefix("curve:"): v.tolist() for k, v in tensors.items() if k.startswith("curve:")
     }
-    row = make_row(
-        ctx,
-        cell,
-        "ok",
-        value=s.value,
-        ci_low=s.ci_low,
-        ci_high=s.ci_high,
-        n=s.n,
-        seconds=seconds,
-        notes=data["notes"],
-        stage_key=key,
-    )
+    row = ok_row(ctx, cell, asdict(s), seconds=seconds, stage_key=key, notes=data["notes"])
     record(ctx, row, samples, curves)

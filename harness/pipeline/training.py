@@ -16,7 +16,7 @@ from harness.pipeline.context import (
     RunContext,
     cached,
     key_seed,
-    make_row,
+    ok_row,
     record,
     seed_everything,
 )
@@ -129,17 +129,4 @@ def score_classification(ctx: RunContext, trained: Trained, cell: Cell) -> None:
         return None, {"value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n}
 
     _, s, seconds = cached(ctx, key, f"{cell.metric} of {cell.model}", compute)
-    record(
-        ctx,
-        make_row(
-            ctx,
-            cell,
-            "ok",
-            value=s["value"],
-            ci_low=s["ci_low"],
-            ci_high=s["ci_high"],
-            n=s["n"],
-            seconds=seconds,
-            stage_key=key,
-        ),
-    )
+    record(ctx, ok_row(ctx, cell, s, seconds=seconds, stage_key=key))
