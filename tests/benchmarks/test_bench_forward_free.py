@@ -14,7 +14,6 @@ microseconds into tens of milliseconds, so measure there with 1 thread.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -25,17 +24,11 @@ import pytest
 import torch
 
 import harness
-import harness.registry
 
 quantus = pytest.importorskip("quantus")
 
 pytestmark = pytest.mark.benchmark
 log = logging.getLogger(__name__)
-
-# The contract's score check looks up the plugin's distribution on every call (an
-# importlib.metadata scan, ~1 s here); cache it so the timings show the metric.
-if not hasattr(harness.registry.distribution_of, "cache_info"):
-    harness.registry.distribution_of = functools.cache(harness.registry.distribution_of)
 
 
 def _q(cls: str, **kw: Any) -> Callable[[], Any]:

@@ -21,7 +21,6 @@ equality given the same draws).
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -32,18 +31,12 @@ import pytest
 import torch
 
 import harness
-import harness.registry
 from harness.metrics.robustness.sensitivity import explain_chunk
 
 quantus = pytest.importorskip("quantus")
 
 pytestmark = pytest.mark.benchmark
 log = logging.getLogger(__name__)
-
-# The contract's score check looks up the plugin's distribution on every call (an
-# importlib.metadata scan, ~1 s here); cache it so the timings show the metric.
-if not hasattr(harness.registry.distribution_of, "cache_info"):
-    harness.registry.distribution_of = functools.cache(harness.registry.distribution_of)
 
 SAMPLES = 16  # sensitivity draws per row, both sides
 
