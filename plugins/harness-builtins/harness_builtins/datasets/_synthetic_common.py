@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from harness.contracts import Dataset, Sample
+from harness.contracts import Dataset, DatasetInfo, Sample
 from harness.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,7 @@ class SyntheticDataset(Dataset, abc.ABC):
     """
 
     id_prefix: ClassVar[str]
+    class_names: ClassVar[tuple[str, ...]]
     n: int
     image_size: int
     seed: int
@@ -257,6 +258,17 @@ class SyntheticDataset(Dataset, abc.ABC):
     @abc.abstractmethod
     def _render(self, labels: Tensor, seed: int) -> tuple[Tensor, Tensor]:
         """Return images (n, 1, H, W) and masks (n, K, H, W) for one chunk's labels."""
+
+    def info(self) -> DatasetInfo:
+        """Describe the dataset: 1-channel square images, the class tags and ``class_names``."""
+        return DatasetInfo(
+            modality=self.tags.modality,
+            task=self.tags.task,
+            class_names=self.class_names,
+            provides=self.tags.provides,
+            channels=1,
+            image_size=(self.image_size, self.image_size),
+        )
 
     def _observed(self, labels: Tensor, gen: torch.Generator) -> Tensor:
         """Return the labels as the dataset reports them (default: the ground truth)."""

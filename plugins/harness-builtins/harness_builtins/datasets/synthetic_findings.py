@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from harness.contracts import MISSING, UNCERTAIN, DatasetInfo, DatasetTags, Modality, Provides, Task
+from harness.contracts import MISSING, UNCERTAIN, DatasetTags, Modality, Provides, Task
 from harness_builtins.datasets import _synthetic_common as common
 
 FINDINGS: tuple[str, ...] = ("opacity", "effusion", "cardiomegaly", "nodule")
@@ -81,17 +81,6 @@ class SyntheticFindings(common.SyntheticDataset):
             cls(n=24, image_size=32),
             cls(n=20, image_size=48, seed=2, uncertain_fraction=0.2, missing_fraction=0.2),
         ]
-
-    def info(self) -> DatasetInfo:
-        """Describe the dataset: 1-channel images, four labels, one mask per finding."""
-        return DatasetInfo(
-            modality=Modality.IMAGE,
-            task=Task.MULTILABEL,
-            class_names=self.class_names,
-            provides=frozenset({Provides.MASKS}),
-            channels=1,
-            image_size=(self.image_size, self.image_size),
-        )
 
     def _check(self) -> None:
         unc, mis = self.uncertain_fraction, self.missing_fraction

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from harness.contracts import DatasetInfo, DatasetTags, Modality, Provides, Task
+from harness.contracts import DatasetTags, Modality, Provides, Task
 from harness_builtins.datasets import _synthetic_common as common
 
 
@@ -83,17 +83,6 @@ class SyntheticLesions(common.SyntheticDataset):
     def conformance_instances(cls, tmp_dir: Path) -> list[SyntheticLesions]:
         """Return small instances for the conformance kit."""
         return [cls(n=24, image_size=32), cls(n=20, image_size=48, seed=3, positive_fraction=0.3)]
-
-    def info(self) -> DatasetInfo:
-        """Describe the dataset: 1-channel images, two classes, lesion masks."""
-        return DatasetInfo(
-            modality=Modality.IMAGE,
-            task=Task.MULTICLASS,
-            class_names=self.class_names,
-            provides=frozenset({Provides.MASKS}),
-            channels=1,
-            image_size=(self.image_size, self.image_size),
-        )
 
     def _check(self) -> None:
         radius = tuple(self.lesion_radius)

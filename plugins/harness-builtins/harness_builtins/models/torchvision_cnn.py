@@ -89,12 +89,14 @@ class VGG16(TorchvisionCNN):
         cam_layer: str | None = None,
         classifier_width: int = 4096,
     ) -> None:
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weights = weights
-        self.freeze = freeze
-        self.cam_layer = cam_layer
+        super().__init__(
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            weights=weights,
+            freeze=freeze,
+            cam_layer=cam_layer,
+        )
         self.classifier_width = classifier_width
 
     @classmethod

@@ -10,7 +10,12 @@ from torch import Tensor, nn
 
 from harness.contracts import Batch, Model, SupportsTargetLayer, SupportsTorchModule
 from harness.errors import CapabilityError
-from harness_builtins.explainers._common import images_of, submodule, target_column
+from harness_builtins.explainers._common import (
+    check_choice,
+    images_of,
+    submodule,
+    target_column,
+)
 from harness_builtins.explainers.cam._geometry import Geometry, feature_geometry
 
 
@@ -85,6 +90,20 @@ def layer_geometry(model: Model, layer: nn.Module, images: Tensor, mode: str) ->
     if mode != "receptive_field" or not isinstance(model, SupportsTorchModule):
         return None
     return feature_geometry(model.module, layer, images.shape[1])
+
+
+def cam_setup(
+    model: Model, batch: Batch, layer: str | None, mode: str, who: str
+) -> tuple[Tensor, nn.Module, Geometry | None]:
+    """Check ``mode`` and return the batch's images, the CAM layer and its geometry.
+
+    The layer is the one named ``layer`` or the model's target layer (see
+    :func:`cam_layer`); the geometry is that of :func:`layer_geometry`.
+    """
+    check_choice(who, "upsample", mode, UPSAMPLE_MODES)
+    images = images_of(batch, who)
+    module = cam_layer(model, layer, who)
+    return images, module, layer_geometry(model, module, images, mode)
 
 
 def upsample(cam: Tensor, size: tuple[int, int], geometry: Geometry | None = None) -> Tensor:

@@ -10,13 +10,8 @@ import torch
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model, Need
-from harness_builtins.explainers._common import captum_forward, check_choice, images_of
-from harness_builtins.explainers.cam._common import (
-    UPSAMPLE_MODES,
-    cam_layer,
-    layer_geometry,
-    upsample,
-)
+from harness_builtins.explainers._common import captum_forward
+from harness_builtins.explainers.cam._common import cam_setup, upsample
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +83,7 @@ class GradCAM(Explainer):
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         from captum.attr import LayerGradCam
 
-        check_choice(self.name, "upsample", self.upsample, UPSAMPLE_MODES)
-        images = images_of(batch, self.name)
-        layer = cam_layer(model, self.layer, self.name)
-        geometry = layer_geometry(model, layer, images, self.upsample)
+        images, layer, geometry = cam_setup(model, batch, self.layer, self.upsample, self.name)
         forward, rows = captum_forward(model, batch)
         x = images.detach().requires_grad_(True)
         with torch.enable_grad():

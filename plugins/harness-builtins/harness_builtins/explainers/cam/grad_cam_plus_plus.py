@@ -9,12 +9,9 @@ import torch
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model, Need
-from harness_builtins.explainers._common import check_choice, images_of
 from harness_builtins.explainers.cam._common import (
-    UPSAMPLE_MODES,
     activations_and_gradients,
-    cam_layer,
-    layer_geometry,
+    cam_setup,
     upsample,
 )
 
@@ -105,10 +102,7 @@ class GradCAMPlusPlus(Explainer):
         return [cls(), cls(upsample="bilinear")]
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
-        check_choice(self.name, "upsample", self.upsample, UPSAMPLE_MODES)
-        images = images_of(batch, self.name)
-        layer = cam_layer(model, self.layer, self.name)
-        geometry = layer_geometry(model, layer, images, self.upsample)
+        images, layer, geometry = cam_setup(model, batch, self.layer, self.upsample, self.name)
         act, grads = activations_and_gradients(model, batch, targets, layer, self.name)
         weights = grad_cam_plus_plus_weights(act, grads)
         cam = torch.einsum("nk,nkhw->nhw", weights, act)

@@ -92,16 +92,18 @@ def attribute_per_image(
     spec: Superpixels,
     baseline: str,
     who: str,
-    **kwargs: object,
+    n_samples: int,
+    perturbations_per_eval: int,
 ) -> Tensor:
     """Run a Captum LIME-family method with a per-image feature mask; return (N, H, W).
 
     Captum fits one surrogate model per example and needs each example's own
     number of features, so it is called once per image (never per
-    perturbation): each call evaluates its perturbations in batches of
-    ``perturbations_per_eval`` rows on the model's device. ``kwargs`` go to
-    ``attribute`` (``n_samples``, ``perturbations_per_eval``).
+    perturbation): each call evaluates its ``n_samples`` perturbations in
+    batches of ``perturbations_per_eval`` rows on the model's device.
     """
+    check_positive(who, "n_samples", n_samples)
+    check_positive(who, "perturbations_per_eval", perturbations_per_eval)
     images = images_of(batch, who)
     check_choice(who, "baseline", baseline, BASELINES)
     labels = segments(images, spec, who)
@@ -118,7 +120,8 @@ def attribute_per_image(
             target=targets[i : i + 1],
             additional_forward_args=(rows[i : i + 1],),
             feature_mask=mask.reshape(1, 1, h, w).expand(1, c, h, w),
-            **kwargs,
+            n_samples=int(n_samples),
+            perturbations_per_eval=int(perturbations_per_eval),
         )
         out.append(attr[:, 0].detach())
     return torch.cat(out)

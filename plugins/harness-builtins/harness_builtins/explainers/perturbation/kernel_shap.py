@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model
-from harness_builtins.explainers._common import check_positive
 from harness_builtins.explainers.perturbation._common import Superpixels, attribute_per_image
 
 
@@ -85,8 +84,6 @@ class KernelShap(Explainer):
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         from captum.attr import KernelShap as CaptumKernelShap
 
-        for param in ("n_samples", "perturbations_per_eval"):
-            check_positive(self.name, param, getattr(self, param))
         spec = Superpixels(self.segmentation, self.n_segments, self.compactness, self.grid_size)
 
         def make(forward: Any) -> CaptumKernelShap:
@@ -100,7 +97,7 @@ class KernelShap(Explainer):
             spec=spec,
             baseline=self.baseline,
             who=self.name,
-            n_samples=int(self.n_samples),
-            perturbations_per_eval=int(self.perturbations_per_eval),
+            n_samples=self.n_samples,
+            perturbations_per_eval=self.perturbations_per_eval,
         )
         return Attribution(pixels=pixels)

@@ -112,8 +112,7 @@ class Lime(Explainer):
         from captum._utils.models.linear_model import SkLearnRidge
         from captum.attr import Lime as CaptumLime
 
-        for param in ("n_samples", "perturbations_per_eval", "kernel_width"):
-            check_positive(self.name, param, getattr(self, param))
+        check_positive(self.name, "kernel_width", self.kernel_width)
         spec = Superpixels(self.segmentation, self.n_segments, self.compactness, self.grid_size)
 
         def make(forward: Any) -> CaptumLime:
@@ -131,7 +130,7 @@ class Lime(Explainer):
             spec=spec,
             baseline=self.baseline,
             who=self.name,
-            n_samples=int(self.n_samples),
-            perturbations_per_eval=int(self.perturbations_per_eval),
+            n_samples=self.n_samples,
+            perturbations_per_eval=self.perturbations_per_eval,
         )
         return Attribution(pixels=pixels)
