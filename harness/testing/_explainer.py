@@ -99,36 +99,37 @@ def check_explainer_output(explainer: Explainer) -> None:
                 fail(explainer, name, f"{field} device {where}", setup.model.device, value.device)
 
 
+def _check_seeds(
+    explainer: Explainer, check: str, seeds: tuple[int, int], what: str, expected: str
+) -> None:
+    """Fail ``check`` unless two runs under ``seeds`` give identical outputs."""
+    setup = _setup(explainer)
+    a, b = (_run(explainer.clone(), setup, seed=seed) for seed in seeds)
+    diff = _differences(a, b)
+    if diff:
+        fail(explainer, check, what, expected, f"different {', '.join(diff)}")
+
+
 def check_explainer_deterministic(explainer: Explainer) -> None:
     """Check that an explainer tagged deterministic ignores the RNG state."""
-    setup = _setup(explainer)
-    diff = _differences(
-        _run(explainer.clone(), setup, seed=1), _run(explainer.clone(), setup, seed=2)
+    _check_seeds(
+        explainer,
+        "check_explainer_deterministic",
+        (1, 2),
+        "outputs under two different seeds",
+        "identical outputs (tags.deterministic is True)",
     )
-    if diff:
-        fail(
-            explainer,
-            "check_explainer_deterministic",
-            "outputs under two different seeds",
-            "identical outputs (tags.deterministic is True)",
-            f"different {', '.join(diff)}",
-        )
 
 
 def check_explainer_reproducible(explainer: Explainer) -> None:
     """Under the same global seed (as the runner sets it), two runs give identical outputs."""
-    setup = _setup(explainer)
-    diff = _differences(
-        _run(explainer.clone(), setup, seed=7), _run(explainer.clone(), setup, seed=7)
+    _check_seeds(
+        explainer,
+        "check_explainer_reproducible",
+        (7, 7),
+        "outputs of two runs after the same seed",
+        "identical outputs (use torch's global RNG or a seed parameter)",
     )
-    if diff:
-        fail(
-            explainer,
-            "check_explainer_reproducible",
-            "outputs of two runs after the same seed",
-            "identical outputs (use torch's global RNG or a seed parameter)",
-            f"different {', '.join(diff)}",
-        )
 
 
 def check_explainer_batch_independence(explainer: Explainer) -> None:

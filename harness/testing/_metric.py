@@ -166,32 +166,36 @@ def check_metric_scores(metric: ExplanationMetric) -> None:
             fail(metric, name, f"notes[{key!r}]", "a finite number", note)
 
 
+def _check_seeds(
+    metric: ExplanationMetric, check: str, seeds: tuple[int, int], what: str, expected: str
+) -> None:
+    """Fail ``check`` unless two runs under ``seeds`` give the same scores."""
+    setup = metric_setup(metric)
+    a, b = (_score(metric, setup, seed=seed).values for seed in seeds)
+    if not close(a, b, rtol=1e-6, atol=1e-9):
+        fail(metric, check, what, expected, f"{a.tolist()} vs {b.tolist()}")
+
+
 def check_metric_deterministic(metric: ExplanationMetric) -> None:
     """Check that a metric tagged deterministic scores the same whatever the RNG state."""
-    setup = metric_setup(metric)
-    a, b = _score(metric, setup, seed=1).values, _score(metric, setup, seed=2).values
-    if not close(a, b, rtol=1e-6, atol=1e-9):
-        fail(
-            metric,
-            "check_metric_deterministic",
-            "scores under two different seeds",
-            "identical scores (tags.deterministic is True)",
-            f"{a.tolist()} vs {b.tolist()}",
-        )
+    _check_seeds(
+        metric,
+        "check_metric_deterministic",
+        (1, 2),
+        "scores under two different seeds",
+        "identical scores (tags.deterministic is True)",
+    )
 
 
 def check_metric_reproducible(metric: ExplanationMetric) -> None:
     """Under the same global seed (as the runner sets it), two runs score the same."""
-    setup = metric_setup(metric)
-    a, b = _score(metric, setup, seed=7).values, _score(metric, setup, seed=7).values
-    if not close(a, b, rtol=1e-6, atol=1e-9):
-        fail(
-            metric,
-            "check_metric_reproducible",
-            "scores of two runs after the same seed",
-            "identical scores",
-            f"{a.tolist()} vs {b.tolist()}",
-        )
+    _check_seeds(
+        metric,
+        "check_metric_reproducible",
+        (7, 7),
+        "scores of two runs after the same seed",
+        "identical scores",
+    )
 
 
 def check_metric_batch_independence(metric: ExplanationMetric) -> None:

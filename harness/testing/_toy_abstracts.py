@@ -66,14 +66,7 @@ class ToyAbstracts(ToyDataset):
 
     def info(self) -> DatasetInfo:
         """Describe the dataset: token ids, three classes, token rationales."""
-        return DatasetInfo(
-            modality=Modality.TEXT,
-            task=Task.MULTICLASS,
-            class_names=CLASSES,
-            provides=self.tags.provides,
-            vocab_size=len(VOCAB),
-            seq_len=self.seq_len,
-        )
+        return self._info(CLASSES, vocab_size=len(VOCAB), seq_len=self.seq_len)
 
     def _get(self, sample_id: str) -> Sample:
         index = self._index(sample_id)

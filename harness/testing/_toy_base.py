@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from harness.contracts import Dataset
+from harness.contracts import Dataset, DatasetInfo
 from harness.errors import DataError
 
 FIXTURE_CITATION = "harness.testing conformance fixture (synthetic data generated from a seed)"
@@ -45,6 +45,16 @@ class ToyDataset(Dataset, abc.ABC):
 
     def _generator(self, index: int) -> torch.Generator:
         return torch.Generator().manual_seed(int(self.seed) * 1_000_003 + index)
+
+    def _info(self, class_names: tuple[str, ...], **inputs: Any) -> DatasetInfo:
+        """Return the info whose modality, task and provides are the class tags'."""
+        return DatasetInfo(
+            modality=self.tags.modality,
+            task=self.tags.task,
+            class_names=class_names,
+            provides=self.tags.provides,
+            **inputs,
+        )
 
 
 def coords(size: int) -> tuple[Tensor, Tensor]:

@@ -54,6 +54,12 @@ def layer_gradients(model: Model, batch: Batch, targets: Tensor) -> tuple[Tensor
     return store["act"].detach(), grad.detach()
 
 
+def _weighted_activation(model: Model, batch: Batch, targets: Tensor) -> Tensor:
+    """Return the target layer's activations weighted by their mean gradient, (N, h, w)."""
+    act, grad = layer_gradients(model, batch, targets)
+    return (grad.mean(dim=(2, 3), keepdim=True) * act).sum(dim=1)
+
+
 def tokens_from_grid(cam: Tensor, seq_len: int) -> Tensor:
     """Map (N, h, w) layer maps to (N, seq_len) token relevance (row-major square grid).
 
@@ -100,8 +106,7 @@ class ToyGradCAM(Explainer):
         self.relu = relu
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
-        act, grad = layer_gradients(model, batch, targets)
-        cam = (grad.mean(dim=(2, 3), keepdim=True) * act).sum(dim=1)
+        cam = _weighted_activation(model, batch, targets)
         if self.relu:
             cam = cam.clamp(min=0)
         if batch.images is not None:
@@ -151,8 +156,7 @@ class ToyAttentionSentence(Explainer):
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         if batch.images is None:
             raise CapabilityError(f"explainer {self.name!r} needs images", plugin=self.name)
-        act, grad = layer_gradients(model, batch, targets)
-        evidence = (grad.mean(dim=(2, 3), keepdim=True) * act).sum(dim=1, keepdim=True)
+        evidence = _weighted_activation(model, batch, targets)[:, None]
         regions = F.adaptive_avg_pool2d(evidence, self.grid).flatten(1)
         attention = torch.softmax(regions / self.temperature, dim=1)
         square = attention.view(-1, 1, self.grid, self.grid)

@@ -58,14 +58,7 @@ class ToyLesions(ToyDataset):
 
     def info(self) -> DatasetInfo:
         """Describe the dataset: RGB images, two classes, masks and references."""
-        return DatasetInfo(
-            modality=Modality.IMAGE,
-            task=Task.MULTICLASS,
-            class_names=self.CLASSES,
-            provides=self.tags.provides,
-            channels=3,
-            image_size=(self.size, self.size),
-        )
+        return self._info(self.CLASSES, channels=3, image_size=(self.size, self.size))
 
     def _get(self, sample_id: str) -> Sample:
         index = self._index(sample_id)
@@ -153,14 +146,7 @@ class ToyChestXray(ToyDataset):
 
     def info(self) -> DatasetInfo:
         """Describe the dataset: grayscale images, three findings, per-finding masks."""
-        return DatasetInfo(
-            modality=Modality.IMAGE,
-            task=Task.MULTILABEL,
-            class_names=FINDINGS,
-            provides=self.tags.provides,
-            channels=1,
-            image_size=(self.size, self.size),
-        )
+        return self._info(FINDINGS, channels=1, image_size=(self.size, self.size))
 
     def _get(self, sample_id: str) -> Sample:
         image, states, masks = chest_sample(self.size, self._generator(self._index(sample_id)))

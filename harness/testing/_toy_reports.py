@@ -81,14 +81,7 @@ class ToyReports(ToyDataset):
 
     def info(self) -> DatasetInfo:
         """Describe the dataset: report tokens, three findings, token rationales."""
-        return DatasetInfo(
-            modality=Modality.TEXT,
-            task=Task.MULTILABEL,
-            class_names=FINDINGS,
-            provides=self.tags.provides,
-            vocab_size=len(REPORT_VOCAB),
-            seq_len=self.seq_len,
-        )
+        return self._info(FINDINGS, vocab_size=len(REPORT_VOCAB), seq_len=self.seq_len)
 
     def _get(self, sample_id: str) -> Sample:
         _, states, _ = chest_sample(16, self._generator(self._index(sample_id)))
@@ -131,11 +124,8 @@ class ToyImageReport(ToyDataset):
 
     def info(self) -> DatasetInfo:
         """Describe the dataset: grayscale images plus report tokens, three findings."""
-        return DatasetInfo(
-            modality=Modality.IMAGE_TEXT,
-            task=Task.MULTILABEL,
-            class_names=FINDINGS,
-            provides=self.tags.provides,
+        return self._info(
+            FINDINGS,
             channels=1,
             image_size=(self.size, self.size),
             vocab_size=len(REPORT_VOCAB),
