@@ -60,7 +60,9 @@ def binarise(pixels: Tensor, threshold: str | float, where: str) -> Tensor:
     """
     norm = minmax(pixels.flatten(1))
     if threshold == "otsu":
-        levels = (norm * 255).floor().long().clamp(0, 255)
+        # 1e-4 of a level absorbs float rounding (4/6 * 255 can come out as 169.99998),
+        # so a rescaled map lands on the same levels; uint8 truncation otherwise.
+        levels = (norm.double() * 255 + 1e-4).floor().long().clamp(0, 255)
         t = otsu_levels(levels)
         span = pixels.flatten(1).amax(1) > pixels.flatten(1).amin(1)
         return torch.where(
