@@ -83,6 +83,14 @@ def known_mask(name: str, labels: Tensor) -> Tensor:
     return (labels == 0) | (labels == 1)
 
 
+def require_known(name: str, labels: Tensor) -> Tensor:
+    """Return :func:`known_mask` of ``labels``; raise DataError when no entry is known."""
+    known = known_mask(name, labels)
+    if not bool(known.any()):
+        raise DataError(f"metric {name!r}: no known (0/1) labels - expected at least one.")
+    return known
+
+
 def hard_predictions(probs: Tensor, task: Task, threshold: float) -> Tensor:
     """Return argmax classes (multi-class) or ``probs > threshold`` as 0/1 (multi-label)."""
     if task is Task.MULTILABEL:

@@ -8,12 +8,11 @@ from torch import Tensor
 
 from harness.contracts.metric import ClassificationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Task
-from harness.errors import DataError
 from harness.metrics.classification._common import (
     as_numpy,
     check_shapes,
     hard_predictions,
-    known_mask,
+    require_known,
 )
 
 
@@ -54,10 +53,6 @@ class Accuracy(ClassificationMetric):
         check_shapes(self.name, labels, probs, task)
         pred = hard_predictions(probs, task, self.threshold)
         if task is Task.MULTILABEL:
-            known = known_mask(self.name, labels)
-            if not bool(known.any()):
-                raise DataError(
-                    f"metric {self.name!r}: no known (0/1) labels - expected at least one."
-                )
+            known = require_known(self.name, labels)
             return float(accuracy_score(as_numpy(labels[known]), as_numpy(pred[known])))
         return float(accuracy_score(as_numpy(labels), as_numpy(pred)))

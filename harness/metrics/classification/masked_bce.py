@@ -9,8 +9,7 @@ from torch import Tensor
 
 from harness.contracts.metric import ClassificationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Task
-from harness.errors import DataError
-from harness.metrics.classification._common import check_shapes, known_mask
+from harness.metrics.classification._common import check_shapes, require_known
 
 
 class MaskedBCE(ClassificationMetric):
@@ -39,9 +38,7 @@ class MaskedBCE(ClassificationMetric):
 
     def _compute(self, labels: Tensor, probs: Tensor, task: Task) -> float:
         check_shapes(self.name, labels, probs, Task.MULTILABEL)
-        known = known_mask(self.name, labels)
-        if not bool(known.any()):
-            raise DataError(f"metric {self.name!r}: no known (0/1) labels - expected at least one.")
+        known = require_known(self.name, labels)
         p = probs.double()[known]
         y = labels[known].double()
         return float(torch.nn.functional.binary_cross_entropy(p, y, reduction="mean"))

@@ -52,6 +52,12 @@ def positive(metric: str, param: str, value: object) -> int:
     return value
 
 
+def check_baseline(metric: str, baseline: str | float) -> None:
+    """Raise a PluginError unless ``baseline`` is a number or one of :data:`BASELINES`."""
+    if not isinstance(baseline, int | float):
+        choice(metric, "baseline", baseline, BASELINES)
+
+
 def images_of(metric: str, batch: Batch, attribution: Attribution) -> tuple[Tensor, Tensor]:
     """Return (images (N, C, H, W), attribution pixels (N, H, W) float) or raise."""
     if batch.images is None or attribution.pixels is None:
@@ -123,8 +129,7 @@ def step_settings(
     positive(name, "steps", steps)
     if pixels_per_step is not None:
         positive(name, "pixels_per_step", pixels_per_step)
-    if not isinstance(baseline, int | float):
-        choice(name, "baseline", baseline, BASELINES)
+    check_baseline(name, baseline)
     checked = choice(name, "output", output, ("probability", "logit"))
     return checked, step_size(images.shape[-2] * images.shape[-1], steps, pixels_per_step)
 
@@ -199,10 +204,44 @@ def schedule_curve(
     return _engine.shared(model, request, [images, targets, pixels], compute)
 
 
+def step_curve(
+    name: str,
+    model: Model,
+    batch: Batch,
+    targets: Tensor,
+    attribution: Attribution,
+    *,
+    steps: int,
+    pixels_per_step: int | None,
+    baseline: str | float,
+    output: str,
+    insert: bool,
+) -> tuple[str, Tensor]:
+    """Check the step parameters and return (output, :func:`schedule_curve` (N, S)).
+
+    The ``_score`` of the metrics on the most-relevant-first schedule
+    (pixel flipping, deletion and insertion AUC) in one call.
+    """
+    images, pixels = images_of(name, batch, attribution)
+    checked, k = step_settings(
+        name, images, steps=steps, pixels_per_step=pixels_per_step, baseline=baseline,
+        output=output,
+    )  # fmt: skip
+    curve = schedule_curve(
+        model, batch, targets, pixels, baseline=baseline, k=k, insert=insert, output=checked
+    )
+    return checked, curve
+
+
 def clean_scores(model: Model, batch: Batch, targets: Tensor, output: str) -> Tensor:
     """Unperturbed target scores (N,), from the engine's shared clean forward."""
     logits = _engine.clean_logits(model, batch)
     return _engine.target_scores(model, logits, targets, output)
+
+
+def clean_column(model: Model, batch: Batch, targets: Tensor, output: str, like: Tensor) -> Tensor:
+    """:func:`clean_scores` as an (N, 1) column in ``like``'s dtype, to set against curves."""
+    return clean_scores(model, batch, targets, output).to(like.dtype).view(-1, 1)
 
 
 def normalised_auc(curve: Tensor) -> Tensor:

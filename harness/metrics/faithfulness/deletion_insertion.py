@@ -53,18 +53,13 @@ class _RiseAUC(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        images, pixels = C.images_of(self.name, batch, attribution)
-        output, k = C.step_settings(
-            self.name, images, steps=self.steps, pixels_per_step=self.pixels_per_step,
-            baseline=self.baseline, output=self.output,
-        )  # fmt: skip
-        curve = C.schedule_curve(
-            model, batch, targets, pixels,
-            baseline=self.baseline, k=k, insert=self._insert, output=output,
+        output, curve = C.step_curve(
+            self.name, model, batch, targets, attribution, steps=self.steps,
+            pixels_per_step=self.pixels_per_step, baseline=self.baseline, output=self.output,
+            insert=self._insert,
         )  # fmt: skip
         if not self._insert:
-            start = C.clean_scores(model, batch, targets, output).to(curve.dtype)
-            curve = torch.cat([start.view(-1, 1), curve], dim=1)
+            curve = torch.cat([C.clean_column(model, batch, targets, output, curve), curve], dim=1)
         return Scores(values=C.normalised_auc(curve), curves={output: curve})
 
 

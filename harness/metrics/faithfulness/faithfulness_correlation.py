@@ -102,8 +102,7 @@ def correlation_from_subsets(
         return out.view(-1, c, h, w)
 
     perturbed = _engine.evaluate(model, batch, targets, runs, make, output=output)
-    start = C.clean_scores(model, batch, targets, output).to(perturbed.dtype)
-    deltas = start.view(-1, 1) - perturbed
+    deltas = C.clean_column(model, batch, targets, output, perturbed) - perturbed
     flat_pixels = pixels.reshape(n, -1)
     sums = flat_pixels.gather(1, subsets.reshape(n, -1)).view(n, runs, -1).sum(dim=2)
     return pearson(sums, deltas), sums, deltas
@@ -191,8 +190,7 @@ class FaithfulnessCorrelation(ExplanationMetric):
         runs = C.positive(self.name, "runs", self.runs)
         size = C.positive(self.name, "subset_size", self.subset_size)
         output = C.choice(self.name, "output", self.output, _OUTPUTS)
-        if not isinstance(self.baseline, int | float):
-            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
+        C.check_baseline(self.name, self.baseline)
         hw = images.shape[-2] * images.shape[-1]
         if size >= hw:
             raise PluginError(

@@ -89,17 +89,12 @@ class PixelFlipping(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        images, pixels = C.images_of(self.name, batch, attribution)
-        output, k = C.step_settings(
-            self.name, images, steps=self.steps, pixels_per_step=self.pixels_per_step,
-            baseline=self.baseline, output=self.output,
+        output, curve = C.step_curve(
+            self.name, model, batch, targets, attribution, steps=self.steps,
+            pixels_per_step=self.pixels_per_step, baseline=self.baseline, output=self.output,
+            insert=False,
         )  # fmt: skip
-        curve = C.schedule_curve(
-            model, batch, targets, pixels,
-            baseline=self.baseline, k=k, insert=False, output=output,
-        )  # fmt: skip
-        start = C.clean_scores(model, batch, targets, output).to(curve.dtype)
-        drops = start.view(-1, 1) - curve
+        drops = C.clean_column(model, batch, targets, output, curve) - curve
         return Scores(values=C.aopc(drops), curves={output: curve})
 
     def quantus_auc(self, scores: Scores) -> Tensor:

@@ -109,8 +109,7 @@ class RegionPerturbation(ExplanationMetric):
         regions = C.positive(self.name, "regions", self.regions)
         order = C.choice(self.name, "order", self.order, C.ORDERS)
         output = C.choice(self.name, "output", self.output, _OUTPUTS)
-        if not isinstance(self.baseline, int | float):
-            C.choice(self.name, "baseline", self.baseline, C.BASELINES)
+        C.check_baseline(self.name, self.baseline)
         n, _, h, w = images.shape
         ids, n_patches = patch_ids(h, w, patch, images.device)
         sums = torch.zeros(n, n_patches, device=images.device, dtype=pixels.dtype)
@@ -122,7 +121,6 @@ class RegionPerturbation(ExplanationMetric):
         base = C.baseline_images(images, self.baseline)
         make = C.threshold_maker(images, base, images, pixel_rank, steps, counts)
         curve = _engine.evaluate(model, batch, targets, steps, make, output=output)
-        start = C.clean_scores(model, batch, targets, output).to(curve.dtype)
-        drops = start.view(-1, 1) - curve
+        drops = C.clean_column(model, batch, targets, output, curve) - curve
         value = C.aopc(drops)
         return Scores(values=value if order == "morf" else -value, curves={"drop": drops})

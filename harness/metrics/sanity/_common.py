@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from harness.contracts.metric import Scores
+from harness.errors import PluginError
 from harness.metrics.localisation._common import argsort_rows
 
 
@@ -127,3 +129,27 @@ def prepare(pixels: Tensor, absolute: bool) -> Tensor:
     x = x.abs() if absolute else x
     peak = (x if absolute else x.abs()).amax((-2, -1), keepdim=True)
     return x / torch.where(peak > 0, peak, torch.ones_like(peak))
+
+
+def check_similarity(name: str, similarity: str) -> None:
+    """Raise a PluginError unless ``similarity`` is "ssim" or "spearman"."""
+    if similarity not in ("ssim", "spearman"):
+        raise PluginError(
+            f"{name}: similarity={similarity!r} - expected 'ssim' or 'spearman'.", plugin=name
+        )
+
+
+def compare_maps(reference: Tensor, maps: Tensor, similarity: str, absolute: bool) -> Scores:
+    """Score each row's pair of (N, H, W) maps by ``similarity`` (both :func:`prepare`-d).
+
+    "ssim": :func:`ssim_rows`; "spearman": :func:`spearman_rows`, with the
+    fraction of undefined (constant-map) pairs in ``notes``.
+    """
+    a = prepare(reference, absolute)
+    b = prepare(maps.to(a.device), absolute)
+    if similarity == "ssim":
+        return Scores(values=ssim_rows(a, b))
+    rho, defined = spearman_rows(a, b)
+    return Scores(
+        values=rho, notes={"undefined_spearman_fraction": float((~defined).double().mean())}
+    )

@@ -14,8 +14,8 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplanationMetric, Model, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
-from harness.errors import CapabilityError, PluginError
-from harness.metrics.sanity._common import prepare, spearman_rows, ssim_rows
+from harness.errors import CapabilityError
+from harness.metrics.sanity._common import check_similarity, compare_maps
 
 
 class DataRandomisation(ExplanationMetric):
@@ -62,11 +62,7 @@ class DataRandomisation(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        if self.similarity not in ("ssim", "spearman"):
-            raise PluginError(
-                f"{self.name}: similarity={self.similarity!r} - expected 'ssim' or 'spearman'.",
-                plugin=self.name,
-            )
+        check_similarity(self.name, self.similarity)
         twin = model.label_randomised
         if explainer is None or attribution.pixels is None or twin is None:
             raise CapabilityError(
@@ -75,11 +71,4 @@ class DataRandomisation(ExplanationMetric):
                 plugin=self.name,
             )
         maps = explainer.explain(twin, batch, targets).pixels
-        a = prepare(attribution.pixels, self.absolute)
-        b = prepare(maps.to(a.device), self.absolute)  # type: ignore[union-attr]
-        if self.similarity == "ssim":
-            return Scores(values=ssim_rows(a, b))
-        rho, defined = spearman_rows(a, b)
-        return Scores(
-            values=rho, notes={"undefined_spearman_fraction": float((~defined).double().mean())}
-        )
+        return compare_maps(attribution.pixels, maps, self.similarity, self.absolute)  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ from torch import Tensor
 
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
-from harness.errors import CapabilityError, PluginError
-from harness.metrics.sanity._common import prepare, spearman_rows, ssim_rows
+from harness.errors import CapabilityError
+from harness.metrics.sanity._common import check_similarity, compare_maps
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -95,11 +95,7 @@ class RandomLogit(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        if self.similarity not in ("ssim", "spearman"):
-            raise PluginError(
-                f"{self.name}: similarity={self.similarity!r} - expected 'ssim' or 'spearman'.",
-                plugin=self.name,
-            )
+        check_similarity(self.name, self.similarity)
         if explainer is None or attribution.pixels is None:
             raise CapabilityError(
                 f"metric {self.name!r} needs an explainer and pixel attributions", plugin=self.name
@@ -112,10 +108,4 @@ class RandomLogit(ExplanationMetric):
             )
         others = other_classes(targets, num_classes, self.seed)
         maps = explainer.explain(model, batch, others).pixels
-        a, b = prepare(attribution.pixels, self.absolute), prepare(maps, self.absolute)  # type: ignore[arg-type]
-        if self.similarity == "ssim":
-            return Scores(values=ssim_rows(a, b))
-        rho, defined = spearman_rows(a, b)
-        return Scores(
-            values=rho, notes={"undefined_spearman_fraction": float((~defined).double().mean())}
-        )
+        return compare_maps(attribution.pixels, maps, self.similarity, self.absolute)  # type: ignore[arg-type]
