@@ -20,17 +20,25 @@ model's device, without a Python loop over pixels, steps or single images:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from harness.contracts import Batch, Model, Task
-from harness.metrics._engine_cache import cache_clear, model_key, shared
+from harness.metrics._allocator import keep_freed_memory
+from harness.metrics._engine_cache import (
+    cache_clear,
+    model_key,
+    shared,
+    weights_pinned,
+)
 from harness.metrics._engine_graph import fast_forward
 
 log = logging.getLogger(__name__)
@@ -46,10 +54,14 @@ __all__ = [
     "evaluate",
     "is_oom",
     "model_key",
+    "engine_scope",
     "shared",
     "target_scores",
+    "tune_allocator",
+    "weights_pinned",
 ]
 
+F = TypeVar("F", bound=Callable[..., Any])
 OUTPUTS = ("probability", "logit", "correct")
 
 
@@ -66,6 +78,10 @@ class EngineConfig:
         batches were slower on this CPU) and 2**22 on other devices, at most 1024 images.
     freeze : bool
         Try a frozen TorchScript graph for image-only torch models.
+    tune_allocator : bool
+        Raise glibc's malloc thresholds before the first chunk, so freed
+        tensor buffers are reused instead of page-faulted back in (see
+        :mod:`harness.metrics._allocator`; ``HARNESS_TUNE_MALLOC=0`` also turns it off).
     freeze_min_images : int
         Build a graph only for requests of at least this many images (a graph
         built before is used for any size): building one costs about as much
@@ -76,6 +92,7 @@ class EngineConfig:
 
     max_batch: int | None = None
     freeze: bool = True
+    tune_allocator: bool = True
     freeze_min_images: int = 512
     cache: bool = True
 
@@ -125,6 +142,29 @@ def configure(**changes: object) -> Iterator[EngineConfig]:
         for k, v in old.items():
             setattr(CONFIG, k, v)
         _LEARNED.clear()
+
+
+def tune_allocator() -> None:
+    """Keep freed buffers for the next chunk (:mod:`harness.metrics._allocator`) if configured."""
+    if CONFIG.tune_allocator:
+        keep_freed_memory()
+
+
+def engine_scope(method: F) -> F:
+    """Decorate a metric's ``_score``: allocator tuned, weights fingerprinted once per call.
+
+    A metric asks the cache and the graph builder for its model's weights
+    fingerprint up to four times; inside the scope the weight sums are
+    computed once (:func:`weights_pinned`).
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tune_allocator()
+        with weights_pinned():
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _default_chunk(device: torch.device, shape: tuple[int, ...]) -> int:
@@ -204,6 +244,7 @@ def _run_chunks(
     reduce: Callable[[Tensor, Tensor], Tensor],
 ) -> Tensor:
     """Evaluate ``total`` perturbed images in adaptive chunks; ``reduce(logits, rows)``."""
+    tune_allocator()
     device = model.device
     shape = () if batch.images is None else tuple(batch.images.shape[1:])
     key = (model_key(model, weights=False), shape)

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 import harness
 from harness.contracts import Batch, DatasetInfo, Modality, Task, TorchModel
-from harness.metrics import _engine
+from harness.metrics import _engine, _engine_cache
 from harness.metrics._engine_graph import fast_forward
 
 INFO = DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b", "c"))
@@ -141,6 +141,39 @@ def test_cache_serves_repeats_and_never_stale_weights(toy_factory) -> None:
     flipped = _clean(toy.model, toy)
     with torch.no_grad():
         torch.testing.assert_close(flipped, toy.module(toy.batch.images), atol=1e-6, rtol=0)
+
+
+def test_pinned_weights_are_summed_once_but_in_place_updates_still_count(
+    toy_factory, monkeypatch
+) -> None:
+    toy = toy_factory(seed=7)
+    summed: list[int] = []
+    real_sum = Tensor.sum
+
+    def counting_sum(self: Tensor, *args: object, **kwargs: object) -> Tensor:
+        if kwargs.get("dtype") is torch.float64:
+            summed.append(1)
+        return real_sum(self, *args, **kwargs)
+
+    monkeypatch.setattr(Tensor, "sum", counting_sum)
+    fingerprint = _engine_cache.weights_fingerprint
+    outside = [fingerprint(toy.module), fingerprint(toy.module)]
+    per_call = len(summed) // 2
+    with _engine.weights_pinned():
+        first = fingerprint(toy.module)
+        with _engine.weights_pinned():  # nested: the same pin
+            assert fingerprint(toy.module) == first
+        assert len(summed) == 3 * per_call  # summed once inside the pin
+        with torch.no_grad():
+            toy.module[0].weight.add_(0.5)  # bumps the version counter: summed again
+        bumped = fingerprint(toy.module)
+    assert outside[0] == outside[1] == first and bumped != first
+    assert len(summed) == 4 * per_call
+    assert fingerprint(toy.module) == bumped and len(summed) == 5 * per_call  # pin released
+    summed.clear()
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=64)
+    metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)  # three lookups
+    assert len(summed) == per_call
 
 
 def test_cache_follows_deep_copies_and_pixels(toy_factory) -> None:

@@ -9,8 +9,8 @@ from torch import Tensor
 
 from harness.contracts.metric import ExplanationMetric
 from harness.contracts.tags import MetricTags
+from harness.metrics._sorting import sort_rows
 from harness.metrics.complexity._common import COMPLEXITY_TAGS, magnitudes
-from harness.metrics.localisation._common import sort_rows
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch

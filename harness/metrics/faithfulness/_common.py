@@ -5,7 +5,8 @@ Conventions
 - Features are pixels: an attribution is (N, H, W) and removing a pixel
   replaces all of its channels. For 1-channel images this is exactly Quantus's
   per-feature treatment; for C channels Quantus counts C features per pixel.
-- Orders are ``torch.argsort(..., stable=True)``: ties keep pixel index order.
+- Orders are stable (``torch.argsort(..., stable=True)``, computed by
+  :func:`harness.metrics._sorting.argsort_rows`): ties keep pixel index order.
   Quantus uses NumPy's unstable sort, so only tie-free attributions give the
   same order in both.
 - A "deletion schedule" with ``k`` pixels per step has ``ceil(HW / k)`` steps;
@@ -25,6 +26,7 @@ from torch import Tensor
 from harness.contracts import Attribution, Batch, Model
 from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._sorting import argsort_rows
 
 BASELINES = ("zero", "black", "mean", "blur")
 ORDERS = ("morf", "lerf")
@@ -102,7 +104,7 @@ def gaussian_blur(images: Tensor, *, size: int, sigma: float) -> Tensor:
 
 def ranks(scores: Tensor, *, descending: bool) -> Tensor:
     """Return the rank (N, F) of every feature when sorted by ``scores`` (N, F)."""
-    order = torch.argsort(scores, dim=1, descending=descending, stable=True)
+    order = argsort_rows(scores, descending=descending).to(scores.device)
     features = order.shape[1]
     dtype = torch.int16 if features < 2**15 else torch.int32 if features < 2**31 else torch.int64
     out = torch.empty(order.shape, dtype=dtype, device=order.device)

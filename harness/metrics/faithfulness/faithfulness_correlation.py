@@ -178,6 +178,7 @@ class FaithfulnessCorrelation(ExplanationMetric):
         self.output = output
         self.seed = seed
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

@@ -89,6 +89,7 @@ class Monotonicity(ExplanationMetric):
         self.output = output
         self.full_curve = full_curve
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
+from harness.metrics import _engine
 from harness.metrics.faithfulness import _common as C
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class PixelFlipping(ExplanationMetric):
         self.baseline = baseline
         self.output = output
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

@@ -96,6 +96,7 @@ class RegionPerturbation(ExplanationMetric):
         self.baseline = baseline
         self.output = output
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

@@ -108,6 +108,7 @@ class ROAD(ExplanationMetric):
             )
         return [int(hw * p / 100) for p in values]
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

@@ -7,7 +7,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from harness.metrics.localisation._common import MaskMetric, argsort_rows
+from harness.metrics._sorting import argsort_rows
+from harness.metrics.localisation._common import MaskMetric
 
 
 def average_precision(scores: Tensor, labels: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ from torch import Tensor
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
+from harness.metrics import _engine
 from harness.metrics._engine import is_oom
 from harness.metrics.sanity._common import spearman_rows
 
@@ -130,6 +131,7 @@ class _Sensitivity(ExplanationMetric):
     def _reduce(self, changes: Tensor) -> Tensor:
         return changes.max(dim=1).values
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

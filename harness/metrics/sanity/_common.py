@@ -13,7 +13,7 @@ from torch import Tensor
 
 from harness.contracts.metric import Scores
 from harness.errors import PluginError
-from harness.metrics.localisation._common import argsort_rows
+from harness.metrics._sorting import argsort_rows
 
 
 def rank_rows(x: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ from torch import Tensor
 from harness.contracts import Attribution, Batch, Explainer, ExplanationMetric, Model, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
+from harness.metrics import _engine
 from harness.metrics.sanity._common import check_similarity, compare_maps
 
 
@@ -54,6 +55,7 @@ class DataRandomisation(ExplanationMetric):
         self.similarity = similarity
         self.absolute = absolute
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

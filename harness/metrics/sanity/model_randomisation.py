@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
+from harness.metrics import _engine
 from harness.metrics.sanity._common import prepare, spearman_rows, ssim_rows
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class _ModelRandomisation(ExplanationMetric):
             )
         return out
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

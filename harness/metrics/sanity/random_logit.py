@@ -12,6 +12,7 @@ from torch import Tensor
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
+from harness.metrics import _engine
 from harness.metrics.sanity._common import check_similarity, compare_maps
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class RandomLogit(ExplanationMetric):
         self.absolute = absolute
         self.seed = seed
 
+    @_engine.engine_scope
     def _score(
         self,
         model: Model,

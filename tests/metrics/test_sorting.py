@@ -1,0 +1,57 @@
+"""The packed-key argsort equals torch's stable argsort (the oracle) on every input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from harness.metrics._sorting import _packable, argsort_rows, sort_rows
+
+FLOATS = st.floats(width=32, allow_nan=False, allow_infinity=True, allow_subnormal=True)
+FEW = st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, -np.inf, np.inf, 1e-45, -1e-45])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 40),
+    data=st.data(),
+    descending=st.booleans(),
+    ties=st.booleans(),
+)
+def test_packed_argsort_equals_torch_stable_argsort(rows, cols, data, descending, ties) -> None:
+    values = data.draw(arrays(np.float32, (rows, cols), elements=FEW if ties else FLOATS))
+    a = torch.from_numpy(values)
+    expected = torch.argsort(a, dim=1, descending=descending, stable=True)
+    assert _packable(a) is not None  # the packed path is the one under test
+    assert torch.equal(argsort_rows(a, descending=descending), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_float_dtypes_match_torch(dtype) -> None:
+    a = torch.randint(-4, 4, (6, 50)).to(dtype) / 3
+    for descending in (False, True):
+        expected = torch.argsort(a, dim=1, descending=descending, stable=True)
+        assert torch.equal(argsort_rows(a, descending=descending), expected)
+
+
+def test_float64_beyond_float32_and_nan_fall_back_to_torch() -> None:
+    fine = torch.tensor([[1.0, 1.0 + 1e-12, 1.0 - 1e-12, 1.0]], dtype=torch.float64)
+    assert _packable(fine) is None  # float32 would merge these values
+    assert argsort_rows(fine).tolist() == [[2, 0, 3, 1]]
+    with_nan = torch.tensor([[3.0, float("nan"), -1.0, 2.0]])
+    assert _packable(with_nan) is None
+    for descending in (False, True):
+        expected = torch.argsort(with_nan, dim=1, descending=descending, stable=True)
+        assert torch.equal(argsort_rows(with_nan, descending=descending), expected)
+
+
+def test_large_rows_and_sort_rows() -> None:
+    a = torch.randn(3, 20_000)
+    a[:, ::7] = 0.5  # many ties
+    assert torch.equal(argsort_rows(a), torch.argsort(a, dim=1, stable=True))
+    assert torch.equal(sort_rows(a), torch.sort(a, dim=1).values)
