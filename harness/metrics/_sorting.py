@@ -10,7 +10,9 @@ order-preserving image of each value (high 32 bits) with its column index
 ``torch.argsort(..., stable=True)``; ``-0.0`` and ``0.0`` are equal, as in torch.
 
 Other devices use torch, whose GPU sorts are fast; so do CPU rows whose values
-float32 cannot hold exactly, or that contain NaN.
+float32 cannot hold exactly, or that contain NaN, unless the caller accepts
+ties in any order (``stable=False``, e.g. for average ranks): then NumPy's
+vectorised quicksort (3x torch's for 48 x 784 float64 values here).
 """
 
 from __future__ import annotations
@@ -58,16 +60,21 @@ def _packed_argsort(values: np.ndarray, descending: bool) -> Tensor:
     return torch.from_numpy(keys.view(np.int64))
 
 
-def argsort_rows(a: Tensor, *, descending: bool = False) -> Tensor:
+def argsort_rows(a: Tensor, *, descending: bool = False, stable: bool = True) -> Tensor:
     """Return the int64 indices that sort each row of (N, P), ties in column order.
 
     Equal to ``torch.argsort(a, dim=1, descending=descending, stable=True)``
-    on every input; the result is on ``a``'s device.
+    on every input; with ``stable=False`` equal values may come in any order.
+    The result is on ``a``'s device.
     """
     values = _packable(a) if a.shape[-1] < 2**32 else None
-    if values is None:
-        return torch.argsort(a, dim=1, descending=descending, stable=True)
-    return _packed_argsort(values, descending)
+    if values is not None:
+        return _packed_argsort(values, descending)
+    if not stable and a.device.type == "cpu" and a.dim() == 2:
+        x = a.detach().numpy()
+        if not (x.dtype.kind == "f" and np.isnan(x).any()):
+            return torch.from_numpy(np.argsort(-x if descending else x, axis=1).astype(np.int64))
+    return torch.argsort(a, dim=1, descending=descending, stable=True)
 
 
 def sort_rows(a: Tensor) -> Tensor:

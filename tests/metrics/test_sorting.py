@@ -55,3 +55,13 @@ def test_large_rows_and_sort_rows() -> None:
     a[:, ::7] = 0.5  # many ties
     assert torch.equal(argsort_rows(a), torch.argsort(a, dim=1, stable=True))
     assert torch.equal(sort_rows(a), torch.sort(a, dim=1).values)
+
+
+def test_unstable_float64_path_sorts_and_is_used_for_average_ranks() -> None:
+    a = torch.randn(4, 300, dtype=torch.float64) / 3  # values float32 cannot hold
+    a[:, ::5] = 0.25
+    assert _packable(a) is None
+    for descending in (False, True):
+        order = argsort_rows(a, descending=descending, stable=False)
+        assert torch.equal(a.gather(1, order), a.sort(dim=1, descending=descending).values)
+        assert torch.equal(order.sort(dim=1).values, torch.arange(300).expand(4, 300))

@@ -9,10 +9,13 @@ Conventions
   :func:`harness.metrics._sorting.argsort_rows`): ties keep pixel index order.
   Quantus uses NumPy's unstable sort, so only tie-free attributions give the
   same order in both.
-- A "deletion schedule" with ``k`` pixels per step has ``ceil(HW / k)`` steps;
-  step ``j`` (0-based) has the first ``min((j + 1) k, HW)`` pixels of the order
-  replaced. Pixel flipping (Quantus's curve) and RISE deletion (the same curve
-  after the unperturbed score) therefore share one set of forward passes.
+- A schedule with ``k`` pixels per step has ``S = ceil(HW / k)`` steps and
+  ``S + 1`` columns: column ``j`` has the first ``min(j k, HW)`` pixels of the
+  order changed, so column 0 is the unperturbed image (deletion) or the
+  baseline alone (insertion). Pixel flipping (Quantus's curve is columns 1..S,
+  its drops are measured from column 0) and RISE deletion (all columns)
+  therefore share one set of forward passes, and neither needs a separate
+  unperturbed forward.
 """
 
 from __future__ import annotations
@@ -179,28 +182,27 @@ def schedule_curve(
     output: str,
     descending: bool = True,
 ) -> Tensor:
-    """Scores (N, S) along a most-relevant-first deletion (or insertion) schedule.
+    """Scores (N, S + 1) along a most-relevant-first deletion (or insertion) schedule.
 
-    Deletion: ``S = ceil(HW / k)``; step ``j`` replaces the top ``(j + 1) k``
-    pixels by the baseline. Insertion: ``S = ceil(HW / k) + 1``; step ``j``
-    shows the top ``j k`` pixels of the image on the baseline (step 0 is the
-    baseline alone). Results are shared through the engine cache, so metrics
+    ``S = ceil(HW / k)``; column ``j`` has the top ``min(j k, HW)`` pixels
+    replaced by the baseline (deletion; column 0 is the unperturbed image) or
+    shown on the baseline (insertion; column 0 is the baseline alone, column S
+    the whole image). Results are shared through the engine cache, so metrics
     asking for the same schedule run its forward passes once.
     """
     images = batch.images
     if images is None:
         raise ValueError("schedule_curve needs images")
     hw = images.shape[-2] * images.shape[-1]
-    n_steps = math.ceil(hw / k)
+    steps = math.ceil(hw / k) + 1
     request = ("schedule", batch.ids, str(baseline), k, insert, output, descending)
 
     def compute() -> Tensor:
         rank = ranks(pixels.reshape(len(pixels), -1), descending=descending)
         base = baseline_images(images, baseline)
-        offset, steps = (0, n_steps + 1) if insert else (1, n_steps)
-        counts = (torch.arange(steps, device=images.device) + offset) * k
+        counts = (torch.arange(steps, device=images.device) * k).clamp(max=hw)
         inside, outside = (images, base) if insert else (base, images)
-        make = threshold_maker(images, inside, outside, rank, steps, counts.clamp(max=hw))
+        make = threshold_maker(images, inside, outside, rank, steps, counts)
         return _engine.evaluate(model, batch, targets, steps, make, output=output)
 
     return _engine.shared(model, request, [images, targets, pixels], compute)
@@ -219,7 +221,7 @@ def step_curve(
     output: str,
     insert: bool,
 ) -> tuple[str, Tensor]:
-    """Check the step parameters and return (output, :func:`schedule_curve` (N, S)).
+    """Check the step parameters and return (output, :func:`schedule_curve` (N, S + 1)).
 
     The ``_score`` of the metrics on the most-relevant-first schedule
     (pixel flipping, deletion and insertion AUC) in one call.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-import torch
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
@@ -60,8 +59,6 @@ class _RiseAUC(ExplanationMetric):
             pixels_per_step=self.pixels_per_step, baseline=self.baseline, output=self.output,
             insert=self._insert,
         )  # fmt: skip
-        if not self._insert:
-            curve = torch.cat([C.clean_column(model, batch, targets, output, curve), curve], dim=1)
         return Scores(values=C.normalised_auc(curve), curves={output: curve})
 
 

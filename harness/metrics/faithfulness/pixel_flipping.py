@@ -91,13 +91,13 @@ class PixelFlipping(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        output, curve = C.step_curve(
+        output, full = C.step_curve(
             self.name, model, batch, targets, attribution, steps=self.steps,
             pixels_per_step=self.pixels_per_step, baseline=self.baseline, output=self.output,
             insert=False,
         )  # fmt: skip
-        drops = C.clean_column(model, batch, targets, output, curve) - curve
-        return Scores(values=C.aopc(drops), curves={output: curve})
+        curve = full[:, 1:]  # column 0 is the unperturbed image
+        return Scores(values=C.aopc(full[:, :1] - curve), curves={output: curve})
 
     def quantus_auc(self, scores: Scores) -> Tensor:
         """Quantus's ``return_auc_per_sample`` value (``np.trapz`` of the curve, dx = 1)."""

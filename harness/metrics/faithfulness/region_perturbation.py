@@ -117,11 +117,11 @@ class RegionPerturbation(ExplanationMetric):
         sums.index_add_(1, ids, pixels.reshape(n, -1))
         patch_rank = C.ranks(sums, descending=order == "morf")
         pixel_rank = patch_rank[:, ids]
-        steps = min(regions, n_patches)
-        counts = torch.arange(1, steps + 1, device=images.device)
+        steps = min(regions, n_patches) + 1  # step 0: the unperturbed image
+        counts = torch.arange(steps, device=images.device)
         base = C.baseline_images(images, self.baseline)
         make = C.threshold_maker(images, base, images, pixel_rank, steps, counts)
         curve = _engine.evaluate(model, batch, targets, steps, make, output=output)
-        drops = C.clean_column(model, batch, targets, output, curve) - curve
+        drops = curve[:, :1] - curve[:, 1:]
         value = C.aopc(drops)
         return Scores(values=value if order == "morf" else -value, curves={"drop": drops})
