@@ -13,7 +13,7 @@ from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
 from harness.metrics import _engine
-from harness.metrics.sanity._common import prepare, spearman_rows, ssim_rows
+from harness.metrics.sanity._common import prepare, rank_maps, spearman_rows, ssim_rows
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -50,9 +50,10 @@ def _compare(
     reference: Tensor, maps: list[Tensor], absolute: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Return (N, G) Spearman, its defined mask and SSIM of G layers' maps vs the reference."""
-    stack = prepare(torch.stack(maps).to(reference.device), absolute)
-    rho, defined = spearman_rows(reference, stack)
-    return rho.T, defined.T, ssim_rows(reference, stack).T
+    stack = torch.stack(maps).to(reference.device)
+    rho, defined = spearman_rows(rank_maps(reference, absolute), rank_maps(stack, absolute))
+    ssim = ssim_rows(prepare(reference, absolute), prepare(stack, absolute))
+    return rho.T, defined.T, ssim.T
 
 
 class _ModelRandomisation(ExplanationMetric):
@@ -127,7 +128,7 @@ class _ModelRandomisation(ExplanationMetric):
         shared: dict[int, object] = {} if twin is None or twin is model else {id(twin): twin}
         randomised = copy.deepcopy(model, shared)
         layers = self._layers(randomised)
-        reference = prepare(attribution.pixels, self.absolute)
+        reference = attribution.pixels
         # maps are compared in groups of layers, ~2**21 values each (one batched op per group)
         group = max(1, _GROUP_VALUES // reference.numel())
         pending: list[Tensor] = []
