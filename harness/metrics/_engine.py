@@ -14,6 +14,10 @@ model's device, without a Python loop over pixels, steps or single images:
 - results are cached (:func:`shared`), so metrics asking for the same
   perturbed inputs (pixel flipping and deletion AUC with one schedule), and
   explainers scored on the same batch (the unperturbed forward), share passes;
+- freed buffers stay in the process between chunks (glibc's malloc
+  thresholds are raised once, :mod:`harness.metrics._allocator`), and a
+  metric's ``_score`` decorated with :func:`engine_scope` fingerprints its
+  model's weights once per call;
 - every image evaluated is counted (:func:`count_forwards`) so benchmarks can
   state the forward-pass floor.
 """
