@@ -254,3 +254,19 @@ def test_randomisation_shares_the_twin_and_needs_layers(case) -> None:
         harness.get_metric("sanity.cascading_randomisation", max_layers=0).evaluate(
             model, batch, targets, attribution, explainer=EXPLAINER
         )
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_spearman_of_raw_maps_equals_scipy_on_prepared_maps(absolute: bool) -> None:
+    from harness.metrics.sanity._common import prepare, rank_maps, spearman_rows
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(6, 9, 9, generator=g) * torch.rand(6, 1, 1, generator=g) * 1e3
+    b = torch.randn(2, 6, 9, 9, generator=g) * 1e-3
+    a[:, ::2, ::3], b[..., 1::3, ::2] = 0.5, -0.25  # ties
+    rho, _ = spearman_rows(rank_maps(a, absolute), rank_maps(b, absolute))
+    pa, pb = prepare(a, absolute), prepare(b, absolute)
+    for layer in range(2):
+        for row in range(6):
+            expected = scipy.stats.spearmanr(pa[row].flatten(), pb[layer, row].flatten())[0]
+            assert float(rho[layer, row]) == pytest.approx(expected, abs=1e-12)
