@@ -201,6 +201,22 @@ def test_forward_count_is_steps_times_rows_plus_clean(toy) -> None:
     assert all(size <= 64 for size in stats.chunk_sizes)
 
 
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("faithfulness.pixel_flipping", {"pixels_per_step": 64}),
+        ("faithfulness.deletion_auc", {"pixels_per_step": 64}),
+        ("faithfulness.region_perturbation", {"patch_size": 4, "regions": 5}),
+    ],
+)
+def test_unperturbed_image_rides_in_the_schedule_chunk(toy, name: str, params: dict) -> None:
+    """The clean score is step 0 of the schedule: one forward call, no separate clean batch."""
+    metric = harness.get_metric(name, **params)
+    with _engine.count_forwards() as stats:
+        metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    assert stats.calls == 1 and stats.chunk_sizes == [stats.images]
+
+
 def test_small_requests_do_not_build_a_graph(toy_factory) -> None:
     toy = toy_factory(seed=9)
     _engine.clean_logits(toy.model, toy.batch)  # 8 images: below freeze_min_images
