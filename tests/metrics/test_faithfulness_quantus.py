@@ -14,11 +14,15 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 import harness
 from harness.metrics import _engine
-from harness.metrics.faithfulness.faithfulness_correlation import correlation_from_subsets
+from harness.metrics.faithfulness.faithfulness_correlation import (
+    correlation_from_subsets,
+    sample_subsets,
+)
 
 quantus = pytest.importorskip("quantus")
 
@@ -119,6 +123,18 @@ def test_faithfulness_correlation_reports_run_agreement(toy) -> None:
     assert -1.0 <= scores.notes["run_agreement"] <= 1.0
     again = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
     torch.testing.assert_close(scores.values, again.values)  # a seed makes it reproducible
+    # the same note from NumPy / SciPy: Pearson per row on each half of the runs, then
+    # Spearman across rows between the halves
+    subsets = sample_subsets(len(toy.batch), 40, 256, 32, torch.Generator().manual_seed(1))
+    pixels = toy.attribution.pixels.reshape(len(toy.batch), -1).double().numpy()
+    sums = np.take_along_axis(pixels[:, None, :], subsets.numpy(), axis=2).sum(axis=2)
+    deltas = scores.curves["delta"].double().numpy()
+    halves = [
+        [np.corrcoef(sums[i, part], deltas[i, part])[0, 1] for i in range(len(sums))]
+        for part in (slice(0, 20), slice(20, 40))
+    ]
+    expected = scipy.stats.spearmanr(*halves).statistic
+    assert scores.notes["run_agreement"] == pytest.approx(expected, abs=1e-9)
 
 
 def _insert_input_pixels(x: np.ndarray):

@@ -15,7 +15,8 @@ from skimage.metrics import structural_similarity
 import harness
 from harness.contracts import Attribution
 from harness.errors import CapabilityError
-from harness.metrics.sanity._common import spearman_rows, ssim_rows
+from harness.metrics._correlation import spearman_rows
+from harness.metrics.sanity._common import ssim_rows
 from harness.metrics.sanity.random_logit import other_classes
 
 quantus = pytest.importorskip("quantus")
@@ -258,7 +259,7 @@ def test_randomisation_shares_the_twin_and_needs_layers(case) -> None:
 
 @pytest.mark.parametrize("absolute", [True, False])
 def test_spearman_of_raw_maps_equals_scipy_on_prepared_maps(absolute: bool) -> None:
-    from harness.metrics.sanity._common import prepare, rank_maps, spearman_rows
+    from harness.metrics.sanity._common import prepare, rank_maps
 
     g = torch.Generator().manual_seed(3)
     a = torch.randn(6, 9, 9, generator=g) * torch.rand(6, 1, 1, generator=g) * 1e3

@@ -11,6 +11,7 @@ from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags,
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._correlation import pearson_rows, rank_agreement
 from harness.metrics.faithfulness import _common as C
 
 if TYPE_CHECKING:
@@ -18,23 +19,6 @@ if TYPE_CHECKING:
 
 _OUTPUTS = ("logit", "probability")
 _RAND_ELEMENTS = 1 << 22  # random numbers drawn per chunk when sampling subsets
-
-
-def pearson(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise Pearson correlation of (N, R) tensors in float64; 0 where a row is constant."""
-    a = a.double() - a.double().mean(dim=1, keepdim=True)
-    b = b.double() - b.double().mean(dim=1, keepdim=True)
-    den = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
-    num = (a * b).sum(dim=1)
-    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
-
-
-def spearman(a: Tensor, b: Tensor) -> float:
-    """Spearman rank correlation of two (N,) vectors (average ranks for ties)."""
-    from scipy.stats import spearmanr
-
-    value = spearmanr(a.double().cpu().numpy(), b.double().cpu().numpy()).statistic
-    return float(value)
 
 
 def sample_subsets(
@@ -105,7 +89,7 @@ def correlation_from_subsets(
     deltas = C.clean_column(model, batch, targets, output, perturbed) - perturbed
     flat_pixels = pixels.reshape(n, -1)
     sums = flat_pixels.gather(1, subsets.reshape(n, -1)).view(n, runs, -1).sum(dim=2)
-    return pearson(sums, deltas), sums, deltas
+    return pearson_rows(sums.double(), deltas.double())[0], sums, deltas
 
 
 class FaithfulnessCorrelation(ExplanationMetric):
@@ -207,10 +191,12 @@ class FaithfulnessCorrelation(ExplanationMetric):
         notes: dict[str, float] = {}
         half = runs // 2
         if len(batch) >= 3 and half >= 2:
-            first = pearson(sums[:, :half], deltas[:, :half])
-            second = pearson(sums[:, half : 2 * half], deltas[:, half : 2 * half])
-            agreement = spearman(first, second)
-            if agreement == agreement:  # NaN when one half is constant across rows
+            first, _ = pearson_rows(sums[:, :half].double(), deltas[:, :half].double())
+            second, _ = pearson_rows(
+                sums[:, half : 2 * half].double(), deltas[:, half : 2 * half].double()
+            )
+            agreement = rank_agreement(first, second)
+            if agreement is not None:  # None when one half is constant across rows
                 notes["run_agreement"] = agreement
                 notes["run_agreement_full"] = (
                     2 * agreement / (1 + agreement) if agreement > -1 else -1.0

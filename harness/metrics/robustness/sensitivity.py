@@ -23,8 +23,7 @@ from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
 from harness.metrics import _engine
-from harness.metrics._engine import is_oom
-from harness.metrics.sanity._common import spearman_rows
+from harness.metrics._correlation import rank_agreement
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -91,7 +90,7 @@ def relative_changes(
         try:
             out = explainer.explain(model, part, repeated[start:stop]).pixels
         except RuntimeError as exc:
-            if not is_oom(exc) or size == 1:
+            if not _engine.is_oom(exc) or size == 1:
                 raise
             size = max(1, size // 2)
             log.warning(
@@ -156,11 +155,11 @@ class _Sensitivity(ExplanationMetric):
         notes = {}
         if n >= 3 and s >= 2:
             half = s // 2
-            rho, defined = spearman_rows(
-                self._reduce(changes[:, :half])[None], self._reduce(changes[:, half:])[None]
+            agreement = rank_agreement(
+                self._reduce(changes[:, :half]), self._reduce(changes[:, half:])
             )
-            if bool(defined.all()):
-                notes["run_agreement"] = float(rho[0])
+            if agreement is not None:
+                notes["run_agreement"] = agreement
         return Scores(values=self._reduce(changes), curves={"changes": changes}, notes=notes)
 
 

@@ -13,7 +13,8 @@ from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
 from harness.metrics import _engine
-from harness.metrics.sanity._common import prepare, rank_maps, spearman_rows, ssim_rows
+from harness.metrics._correlation import spearman_rows
+from harness.metrics.sanity._common import prepare, rank_maps, ssim_rows
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch

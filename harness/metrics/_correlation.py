@@ -1,0 +1,87 @@
+"""Row-wise correlations for the metrics: Pearson, Spearman, and run-to-run agreement (torch).
+
+Shared by the sanity checks (map against map), faithfulness correlation
+(attribution sums against output drops) and the stochastic metrics' run
+agreement (scores of one half of the draws against the other, across rows).
+Everything is batched over rows and runs on the inputs' device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from harness.metrics._sorting import argsort_rows
+
+
+def rank_rows(x: Tensor) -> Tensor:
+    """Return 1-based average ranks along the last dimension, ties sharing their mean rank.
+
+    The same ranks as ``scipy.stats.rankdata(method="average")`` row by row;
+    leading dimensions are batch dimensions. Returns float64. Stacks without
+    ties (the usual case for real-valued maps) skip the tie bookkeeping.
+    """
+    shape = x.shape
+    x = x.reshape(-1, shape[-1])
+    n, p = x.shape
+    order = argsort_rows(x, stable=False).to(x.device)  # tie groups share their mean rank
+    s = x.gather(1, order)
+    pos = torch.arange(p, device=x.device).expand(n, p)
+    first = torch.ones_like(s, dtype=torch.bool)
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    if bool(first.all()):
+        ranks_sorted = (pos + 1).double()
+    else:
+        last = torch.ones_like(s, dtype=torch.bool)
+        last[:, :-1] = first[:, 1:]
+        start = torch.where(first, pos, torch.zeros_like(pos)).cummax(dim=1).values
+        end_rev = torch.where(last, pos, torch.full_like(pos, p)).flip(1).cummin(dim=1).values
+        ranks_sorted = (start + end_rev.flip(1)).double() / 2 + 1
+    return torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted).reshape(shape)
+
+
+def pearson_rows(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Pearson correlation along the last dimension (broadcast), and where it is defined.
+
+    A row with zero variance in ``a`` or ``b`` has no correlation; it gets 0.
+    """
+    a = a - a.mean(-1, keepdim=True)
+    b = b - b.mean(-1, keepdim=True)
+    denominator = a.norm(dim=-1) * b.norm(dim=-1)
+    defined = denominator > 0
+    r = (a * b).sum(-1) / torch.where(defined, denominator, torch.ones_like(denominator))
+    return torch.where(defined, r, torch.zeros_like(r)).clamp(-1.0, 1.0), defined
+
+
+def spearman_rows(a: Tensor, b: Tensor, a_ranks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Row-wise Spearman rank correlation (as ``scipy.stats.spearmanr``) of map stacks.
+
+    ``a`` is (N, ...) and ``b`` is (..., N, ...) with the same trailing map
+    shape, e.g. (N, H, W) and (L, N, H, W). ``a_ranks`` may pass the
+    flattened ``rank_rows`` of ``a`` when ``a`` is compared many times. Pass
+    maps as they are (e.g. float32, see
+    :func:`harness.metrics.sanity._common.rank_maps`) rather than scaled: ranks ignore a positive scale, and float32 rows are
+    ranked by the packed-key sort, several times faster than float64 ones.
+
+    Returns
+    -------
+    tuple of Tensor
+        float64 correlations of shape ``b.shape[:-(a.dim() - 1)]`` (0 where
+        undefined: a constant map) and the bool mask of pairs where it is defined.
+    """
+    flat_b = b.reshape(*b.shape[: b.dim() - a.dim() + 1], -1)
+    if a_ranks is not None:
+        return pearson_rows(a_ranks, rank_rows(flat_b))
+    flat_a = a.flatten(1).to(flat_b.dtype)
+    ranks = rank_rows(torch.cat([flat_a, flat_b.reshape(-1, flat_a.shape[1])]))  # one sort
+    return pearson_rows(ranks[: len(flat_a)], ranks[len(flat_a) :].reshape(flat_b.shape))
+
+
+def rank_agreement(first: Tensor, second: Tensor) -> float | None:
+    """Spearman correlation across rows of two (N,) score vectors; None if one is constant.
+
+    The ``notes["run_agreement"]`` of a stochastic metric: its per-row scores
+    from one half of the random draws against those from the other half.
+    """
+    rho, defined = spearman_rows(first[None], second[None])
+    return float(rho[0]) if bool(defined.all()) else None
