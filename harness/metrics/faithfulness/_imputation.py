@@ -40,17 +40,26 @@ from harness.metrics.faithfulness._multigrid import (
 log = logging.getLogger(__name__)
 
 
+def _smear(v: Tensor) -> Tensor:
+    """Apply the 3x3 stencil ``[1, 2, 1]`` x ``[1, 2, 1]`` to the last two dims (zero outside).
+
+    Two 1-D passes of shifted additions instead of a (slow in float64) 3x3
+    convolution; the result is a fresh tensor callers may modify in place.
+    """
+    p = F.pad(v, (1, 1, 1, 1))
+    rows = p[..., :, :-2] + p[..., :, 2:]
+    rows.add_(p[..., :, 1:-1], alpha=2)
+    both = rows[..., :-2, :] + rows[..., 2:, :]
+    return both.add_(rows[..., 1:-1, :], alpha=2)
+
+
 def _neighbour_sum(v: Tensor) -> Tensor:
     """Weighted sum of each pixel's 8 neighbours inside the image (zero outside).
 
-    The stencil ``[[1, 2, 1], [2, 0, 2], [1, 2, 1]] / 12`` is the separable
-    ``[1, 2, 1]`` x ``[1, 2, 1]`` minus 4 times the centre, so it costs two 1-D
-    passes of shifted additions instead of a (slow in float64) 3x3 convolution.
+    The stencil ``[[1, 2, 1], [2, 0, 2], [1, 2, 1]] / 12`` is :func:`_smear`
+    minus 4 times the centre.
     """
-    p = F.pad(v, (1, 1, 1, 1))
-    rows = p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]
-    both = rows[..., :-2, :] + 2 * rows[..., 1:-1, :] + rows[..., 2:, :]
-    return (both - 4 * v) / 12
+    return _smear(v).sub_(v, alpha=4).div_(12)
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -76,13 +85,8 @@ class Fine:
             self.levels = [level.select(keep) for level in self.levels]
 
     def op(self, v: Tensor) -> Tensor:
-        """Return ``A v``: two separable [1, 2, 1] passes (``12 N v + 4 v``), masked correction."""
-        p = F.pad(v, (1, 1, 1, 1))
-        rows = p[..., :, :-2] + p[..., :, 2:]
-        rows.add_(p[..., :, 1:-1], alpha=2)
-        both = rows[..., :-2, :] + rows[..., 2:, :]
-        both.add_(rows[..., 1:-1, :], alpha=2)
-        return both.addcmul_(self.centre, v).mul_(self.scale)
+        """Return ``A v``: :func:`_smear` (``12 N v + 4 v``), then the masked correction."""
+        return _smear(v).addcmul_(self.centre, v).mul_(self.scale)
 
     def precondition(self, r: Tensor, e: Tensor) -> Tensor:
         """Finish the V-cycle for ``r`` from its Jacobi step ``e = r / D`` (``e`` if no levels)."""

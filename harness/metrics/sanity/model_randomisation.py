@@ -14,7 +14,7 @@ from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
 from harness.metrics import _engine
 from harness.metrics._correlation import spearman_rows
-from harness.metrics.sanity._common import prepare, rank_maps, ssim_rows
+from harness.metrics.sanity._common import check_similarity, prepare, rank_maps, ssim_rows
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -87,11 +87,7 @@ class _ModelRandomisation(ExplanationMetric):
                 f"{self.name}: order={self.order!r} - expected 'top_down' or 'bottom_up'.",
                 plugin=self.name,
             )
-        if self.similarity not in ("spearman", "ssim"):
-            raise PluginError(
-                f"{self.name}: similarity={self.similarity!r} - expected 'spearman' or 'ssim'.",
-                plugin=self.name,
-            )
+        check_similarity(self.name, self.similarity)
         layers = getattr(model, "randomisable_layers", None)
         if not model.get_tags().randomisable or layers is None:
             raise CapabilityError(
