@@ -16,7 +16,7 @@ import harness
 from harness.contracts import Attribution
 from harness.errors import CapabilityError
 from harness.metrics._correlation import spearman_rows
-from harness.metrics.sanity._common import ssim_rows
+from harness.metrics.sanity._common import box_mean, ssim_rows
 from harness.metrics.sanity.random_logit import other_classes
 
 quantus = pytest.importorskip("quantus")
@@ -213,6 +213,17 @@ def test_spearman_and_ssim_helpers_match_scipy_and_skimage() -> None:
     rho, defined = spearman_rows(const, torch.tensor(a[:1]))
     assert float(rho[0]) == 0.0 and not bool(defined[0])
     assert float(ssim_rows(const, const)[0]) == 1.0
+
+
+@pytest.mark.parametrize(("shape", "win"), [((2, 3, 28, 31), 7), ((1, 224, 224), 7), ((4, 9, 5), 5)])
+def test_box_mean_equals_average_pooling(shape: tuple[int, ...], win: int) -> None:
+    """Running-sum window means equal avg_pool2d's (stride 1), also on 224 x 224 maps."""
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    flat = x.reshape(-1, 1, *shape[-2:])
+    expected = torch.nn.functional.avg_pool2d(flat, win, stride=1)
+    got = box_mean(x, win)
+    assert got.shape == (*shape[:-2], shape[-2] - win + 1, shape[-1] - win + 1)
+    np.testing.assert_allclose(got.reshape(expected.shape).numpy(), expected.numpy(), atol=1e-13)
 
 
 def test_batched_similarity_equals_one_stack_at_a_time() -> None:
