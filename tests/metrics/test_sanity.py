@@ -215,7 +215,9 @@ def test_spearman_and_ssim_helpers_match_scipy_and_skimage() -> None:
     assert float(ssim_rows(const, const)[0]) == 1.0
 
 
-@pytest.mark.parametrize(("shape", "win"), [((2, 3, 28, 31), 7), ((1, 224, 224), 7), ((4, 9, 5), 5)])
+@pytest.mark.parametrize(
+    ("shape", "win"), [((2, 3, 28, 31), 7), ((1, 224, 224), 7), ((4, 9, 5), 5)]
+)
 def test_box_mean_equals_average_pooling(shape: tuple[int, ...], win: int) -> None:
     """Running-sum window means equal avg_pool2d's (stride 1), also on 224 x 224 maps."""
     x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
