@@ -191,10 +191,18 @@ def chunk_size(model: Model, images: Tensor) -> int:
 
 
 def is_oom(exc: BaseException) -> bool:
-    """Return True for a CUDA or CPU out-of-memory error (the engine halves its chunk then)."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
+    """Return True for an out-of-memory error on any device (the engine halves its chunk then).
+
+    ``torch.OutOfMemoryError`` (CUDA, and other accelerators that raise it), a
+    RuntimeError saying "out of memory" (e.g. MPS), or the CPU allocator's
+    "can't allocate memory" (a plain RuntimeError in torch).
+    """
+    if isinstance(exc, torch.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    message = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in message or "can't allocate memory" in message
+    )
 
 
 def _forwarder(

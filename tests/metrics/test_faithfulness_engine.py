@@ -18,7 +18,7 @@ INFO = DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b", "c"))
 
 
 class FlakyMemoryModel(TorchModel):
-    """Raises an out-of-memory error for batches above ``limit`` (a GPU stand-in)."""
+    """Runs out of memory for batches above ``limit``: a CUDA error, or a real CPU allocation."""
 
     name: ClassVar[str] = "test.flaky_memory"
 
@@ -34,9 +34,7 @@ class FlakyMemoryModel(TorchModel):
         if len(batch.images) > self.limit:
             if self.cuda_error:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-            raise RuntimeError(
-                "[enforce fail] DefaultCPUAllocator: can't allocate memory: out of memory"
-            )
+            torch.empty(1 << 62, dtype=torch.uint8)  # the CPU allocator's own error
         return self.module(batch.images)
 
     def _build_module(self, info: DatasetInfo) -> nn.Module:
