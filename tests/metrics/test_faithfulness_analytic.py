@@ -15,6 +15,7 @@ from torch import nn
 
 import harness
 from harness.contracts import Attribution, Batch
+from harness.errors import PluginError
 from harness.metrics import _engine
 from harness.metrics.faithfulness._imputation import hashed_normal, linear_imputation
 
@@ -41,10 +42,15 @@ def linear(wrap):
 
 
 def _deleted_logits(
-    images: torch.Tensor, w: torch.Tensor, a: torch.Tensor, k: int, base: torch.Tensor
+    images: torch.Tensor,
+    w: torch.Tensor,
+    a: torch.Tensor,
+    k: int,
+    base: torch.Tensor,
+    descending: bool = True,
 ) -> torch.Tensor:
-    """logit_0 after deleting the top j*k pixels, j = 1..HW/k (closed form via sorting)."""
-    order = torch.argsort(a.reshape(len(a), -1), dim=1, descending=True)
+    """logit_0 after deleting the top (or bottom) j*k pixels, j = 1..HW/k (closed form)."""
+    order = torch.argsort(a.reshape(len(a), -1), dim=1, descending=descending)
     x = images.reshape(len(a), -1).gather(1, order)
     wf = w.reshape(-1)[order]
     gain = (wf * (x - base.view(-1, 1))).cumsum(dim=1)  # logit lost after deleting the first m
@@ -90,6 +96,30 @@ def test_pixel_flipping_aopc_with_black_baseline(linear) -> None:
     start = (batch.images[:, 0] * w).sum(dim=(1, 2)).view(-1, 1)
     expected = (start - z).sum(dim=1) / (z.shape[1] + 1)
     torch.testing.assert_close(scores.values, expected.double(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("order", ["morf", "lerf"])
+def test_pixel_flipping_aopc_in_both_orders(linear, order: str) -> None:
+    """MoRF: AOPC of the drops; LeRF: minus the AOPC of least-relevant-first drops."""
+    model, batch, targets, attribution, w = linear
+    metric = harness.get_metric(
+        "faithfulness.pixel_flipping", pixels_per_step=8, output="logit", order=order
+    )
+    scores = metric.evaluate(model, batch, targets, attribution)
+    base = batch.images.reshape(4, -1).amin(dim=1)
+    z = _deleted_logits(batch.images, w, attribution.pixels, 8, base, order == "morf")
+    start = (batch.images[:, 0] * w).sum(dim=(1, 2)).view(-1, 1)
+    aopc = (start - z).sum(dim=1) / (z.shape[1] + 1)
+    torch.testing.assert_close(scores.curves["logit"], z, atol=1e-5, rtol=0)
+    expected = aopc if order == "morf" else -aopc
+    torch.testing.assert_close(scores.values, expected.double(), atol=1e-5, rtol=0)
+
+
+def test_pixel_flipping_rejects_an_unknown_order(linear) -> None:
+    model, batch, targets, attribution, _ = linear
+    metric = harness.get_metric("faithfulness.pixel_flipping", order="random")
+    with pytest.raises(PluginError, match="order='random'"):
+        metric.evaluate(model, batch, targets, attribution)
 
 
 def test_deletion_and_pixel_flipping_share_forward_passes(linear) -> None:

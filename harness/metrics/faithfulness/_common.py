@@ -220,11 +220,13 @@ def step_curve(
     baseline: str | float,
     output: str,
     insert: bool,
+    descending: bool = True,
 ) -> tuple[str, Tensor]:
     """Check the step parameters and return (output, :func:`schedule_curve` (N, S + 1)).
 
-    The ``_score`` of the metrics on the most-relevant-first schedule
-    (pixel flipping, deletion and insertion AUC) in one call.
+    The ``_score`` of the metrics on a step schedule (pixel flipping, deletion
+    and insertion AUC) in one call; ``descending=False`` walks the pixels
+    least relevant first.
     """
     images, pixels = images_of(name, batch, attribution)
     checked, k = step_settings(
@@ -232,8 +234,9 @@ def step_curve(
         output=output,
     )  # fmt: skip
     curve = schedule_curve(
-        model, batch, targets, pixels, baseline=baseline, k=k, insert=insert, output=checked
-    )
+        model, batch, targets, pixels, baseline=baseline, k=k, insert=insert, output=checked,
+        descending=descending,
+    )  # fmt: skip
     return checked, curve
 
 

@@ -17,23 +17,27 @@ if TYPE_CHECKING:
 
 
 class PixelFlipping(ExplanationMetric):
-    """Average drop of the target score as the most relevant pixels are flipped (AOPC).
+    """Average drop of the target score as pixels are flipped in attribution order (AOPC).
 
-    Pixels are replaced by the baseline in order of decreasing attribution,
-    ``pixels_per_step`` at a time (default ``ceil(HW / steps)``), until every
-    pixel is replaced; after each step the model scores the image. The curve
-    ``p_1 .. p_L`` is Quantus's ``PixelFlipping`` curve (softmax probability,
-    ``"black"`` = per-sample minimum) and the value is Samek et al.'s AOPC
+    Pixels are replaced by the baseline in order of decreasing attribution
+    (``order="morf"``, most relevant first) or increasing attribution
+    (``"lerf"``), ``pixels_per_step`` at a time (default ``ceil(HW / steps)``),
+    until every pixel is replaced; after each step the model scores the image.
+    The MoRF curve ``p_1 .. p_L`` is Quantus's ``PixelFlipping`` curve (softmax
+    probability, ``"black"`` = per-sample minimum) and the value is Samek et
+    al.'s AOPC
 
     ``AOPC = 1 / (L + 1) * sum_{k=0}^{L} (p_0 - p_k)``,
 
     the mean drop from the unperturbed score ``p_0`` (the k = 0 term is zero).
-    A faithful attribution makes the score drop early: higher is better.
-    (Quantus reports the trapezoidal area of ``p_k`` instead, where lower is
-    better; the stored curve lets a user compute it.)
+    A faithful attribution makes the score drop early under MoRF and late
+    under LeRF, so the value is the AOPC for MoRF and minus the AOPC for LeRF
+    (as in region perturbation): higher is better for both. (Quantus reports
+    the trapezoidal area of ``p_k`` instead, where lower is better; the stored
+    curve lets a user compute it.)
 
-    With the same baseline and step size, the forward passes are shared with
-    :class:`~harness.metrics.faithfulness.deletion_insertion.DeletionAUC`.
+    With the same baseline and step size, the MoRF forward passes are shared
+    with :class:`~harness.metrics.faithfulness.deletion_insertion.DeletionAUC`.
 
     Parameters
     ----------
@@ -46,6 +50,8 @@ class PixelFlipping(ExplanationMetric):
         (Quantus recomputes it from the partly flipped image at every step).
     output : {"probability", "logit"}, default="probability"
         Score of the target class.
+    order : {"morf", "lerf"}, default="morf"
+        Flip the most or the least relevant pixels first.
 
     References
     ----------
@@ -76,11 +82,13 @@ class PixelFlipping(ExplanationMetric):
         pixels_per_step: int | None = None,
         baseline: str | float = "black",
         output: str = "probability",
+        order: str = "morf",
     ) -> None:
         self.steps = steps
         self.pixels_per_step = pixels_per_step
         self.baseline = baseline
         self.output = output
+        self.order = order
 
     @_engine.engine_scope
     def _score(
@@ -91,13 +99,15 @@ class PixelFlipping(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
+        order = C.choice(self.name, "order", self.order, C.ORDERS)
         output, full = C.step_curve(
             self.name, model, batch, targets, attribution, steps=self.steps,
             pixels_per_step=self.pixels_per_step, baseline=self.baseline, output=self.output,
-            insert=False,
+            insert=False, descending=order == "morf",
         )  # fmt: skip
         curve = full[:, 1:]  # column 0 is the unperturbed image
-        return Scores(values=C.aopc(full[:, :1] - curve), curves={output: curve})
+        value = C.aopc(full[:, :1] - curve)
+        return Scores(values=value if order == "morf" else -value, curves={output: curve})
 
     def quantus_auc(self, scores: Scores) -> Tensor:
         """Quantus's ``return_auc_per_sample`` value (``np.trapz`` of the curve, dx = 1)."""
