@@ -19,6 +19,8 @@ import torch
 
 import harness
 from harness.metrics import _engine
+from harness.metrics._draws import row_seeds
+from harness.metrics.faithfulness._imputation import hashed_normal
 from harness.metrics.faithfulness.faithfulness_correlation import (
     correlation_from_subsets,
     sample_subsets,
@@ -125,7 +127,8 @@ def test_faithfulness_correlation_reports_run_agreement(toy) -> None:
     torch.testing.assert_close(scores.values, again.values)  # a seed makes it reproducible
     # the same note from NumPy / SciPy: Pearson per row on each half of the runs, then
     # Spearman across rows between the halves
-    subsets = sample_subsets(len(toy.batch), 40, 256, 32, torch.Generator().manual_seed(1))
+    seeds = row_seeds("faithfulness.correlation", 1, toy.batch.ids)
+    subsets = sample_subsets(seeds, 40, 256, 32)
     pixels = toy.attribution.pixels.reshape(len(toy.batch), -1).double().numpy()
     sums = np.take_along_axis(pixels[:, None, :], subsets.numpy(), axis=2).sum(axis=2)
     deltas = scores.curves["delta"].double().numpy()
@@ -179,3 +182,29 @@ def test_road_matches_quantus_without_noise(toy) -> None:
     np.testing.assert_allclose(
         scores.values.numpy(), scores.curves["correct"].double().mean(1).numpy()
     )
+
+
+def test_road_lerf_matches_quantus_on_the_negated_attribution(toy) -> None:
+    """Quantus's ROAD removes the most relevant first only; LeRF of a is its MoRF of -a."""
+    percentages = [5, 25, 50, 75, 95]
+    q = quantus.ROAD(percentages=percentages, noise=0.0, normalise=False, disable_warnings=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        per_pct = q(model=toy.module, x_batch=toy.x, y_batch=toy.y, a_batch=-toy.a, device="cpu")
+    ours = harness.get_metric("faithfulness.road", percentages=percentages, noise=0.0, order="lerf")
+    scores = ours.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    accuracy = scores.curves["correct"].double().mean(dim=0).numpy()
+    np.testing.assert_array_equal(accuracy, np.array([per_pct[p] for p in percentages]))
+    np.testing.assert_allclose(
+        scores.values.numpy(), 1 - scores.curves["correct"].double().mean(1).numpy()
+    )
+
+
+def test_road_noise_is_standard_normal_as_quantus_draws_it() -> None:
+    """Quantus adds ``noise * np.random.randn`` to imputed pixels; our counter-based draws
+    must have the same distribution (Kolmogorov-Smirnov against N(0, 1), fixed seeds)."""
+    draws = hashed_normal(7, torch.arange(64), 1024).flatten().numpy()
+    assert scipy.stats.kstest(draws, "norm").pvalue > 0.01
+    assert abs(draws.mean()) < 0.01 and abs(draws.std() - 1) < 0.01
+    other = hashed_normal(8, torch.arange(64), 1024).flatten().numpy()
+    assert abs(np.corrcoef(draws, other)[0, 1]) < 0.01  # seeds give independent streams
