@@ -69,7 +69,7 @@ class ROAD(ExplanationMetric):
     """
 
     name: ClassVar[str] = "faithfulness.road"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     higher_is_better: ClassVar[bool] = False
     bounds: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
     citation: ClassVar[str] = (
