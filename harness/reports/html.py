@@ -11,12 +11,14 @@ import base64
 import html
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness.planner import NO_EXPLAINER
+from harness.reports.flags import contenders, explanation_flags
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
@@ -33,7 +35,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collap
 th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th{cursor:pointer;background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}.bad{color:#a00}.skip{color:#888}.best{font-weight:bold}
 .gallery{display:flex;flex-wrap:wrap;gap:1rem}.gallery figure{margin:0;text-align:center;font-size:.8rem}
-.gallery img{width:128px;height:128px;image-rendering:pixelated}
+.gallery img{width:128px;height:128px;image-rendering:pixelated}.flags{color:#a60}
 """
 
 
@@ -79,7 +81,7 @@ def _table(group: pd.DataFrame) -> str:
     rows = []
     best: dict[str, float] = {}
     for m in metrics:
-        ok = group[(group["metric"] == m) & (group["status"] == "ok")]
+        ok = contenders(group[group["metric"] == m])
         if len(ok) > 1:
             best[m] = (
                 ok["value"].max() if bool(ok["higher_is_better"].iloc[0]) else ok["value"].min()
@@ -96,6 +98,15 @@ def _table(group: pd.DataFrame) -> str:
         label = "classification" if e == NO_EXPLAINER else html.escape(e)
         rows.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
     return f'<table class="sortable"><thead><tr><th>explainer</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _flags(expl: pd.DataFrame) -> str:
+    """Render the Markdown report's flags as a list; `code` spans become <code>."""
+    items = [
+        re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(flag))
+        for flag in explanation_flags(expl)
+    ]
+    return f'<ul class="flags">{"".join(f"<li>{i}</li>" for i in items)}</ul>' if items else ""
 
 
 def _gallery(items: list[dict[str, object]]) -> str:
@@ -122,6 +133,7 @@ def render_html(frame: pd.DataFrame, gallery: pd.DataFrame, title: str) -> str:
         expl = group[group["explainer"] != NO_EXPLAINER]
         if not expl.empty:
             parts.append(_table(expl))
+            parts.append(_flags(expl))
         if not gallery.empty:
             sel = gallery[(gallery["dataset"] == dataset) & (gallery["model"] == model)]
             parts.append(_gallery(sel.to_dict(orient="records")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from harness.plugin_manager import get_registries
 
 STOCHASTIC = {"control.random", "captum.lime", "captum.kernel_shap", "captum.smoothgrad"}
 GRADIENT_FREE = {"control.random", "control.sobel", "captum.lime", "captum.kernel_shap"}
-GRADIENT_FREE |= {"captum.occlusion"}
+GRADIENT_FREE |= {"captum.occlusion", "control.mask"}
 
 
 def _cls(name: str) -> type[Explainer]:
@@ -45,6 +46,8 @@ def test_conformance_instances_run_on_the_toy_models(
     if Modality.IMAGE_TEXT in cls.tags.modalities:
         cases.append((multimodal, mm_batch))
     targets = torch.tensor([0, 1, 2, 1])
+    if Need.MASKS in cls.tags.needs:  # every class's mask: the bright square of each image
+        cases = [(m, replace(b, masks=(b.images > 0.6).expand(-1, 3, -1, -1))) for m, b in cases]
     for explainer in cls.conformance_instances(tmp_path):
         for model, rows in cases:
             torch.manual_seed(0)

@@ -37,6 +37,7 @@ EXPLAINERS: Mapping[str, str] = {
     "captum.input_x_gradient": f"{_P}.explainers.gradient.input_x_gradient:InputXGradient",
     "control.random": f"{_P}.explainers.control.random_attribution:RandomAttribution",
     "control.sobel": f"{_P}.explainers.control.edge_detector:SobelEdges",
+    "control.mask": f"{_P}.explainers.control.mask_oracle:GroundTruthMask",
 }
 
 

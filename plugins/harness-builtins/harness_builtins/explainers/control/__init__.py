@@ -1,1 +1,1 @@
-"""Control explainers that ignore the model: random attributions and Sobel edges."""
+"""Control explainers that ignore the model: random maps, Sobel edges, ground-truth masks."""
