@@ -54,6 +54,38 @@ def test_chunk_size_does_not_change_values(toy, name: str, max_batch: int) -> No
     torch.testing.assert_close(chunked, reference, atol=TOL, rtol=0)
 
 
+CORRELATION = {"runs": 12, "subset_size": 24}
+EXACT = 1e-12  # the same draws and, per row, the same float32 forwards
+
+
+@SETTINGS
+@given(
+    rows=st.one_of(
+        st.permutations(range(8)),
+        st.lists(st.integers(0, 7), min_size=1, max_size=7, unique=True),
+    ),
+    seed=st.one_of(st.none(), st.integers(0, 2**40)),
+)
+def test_correlation_row_ignores_batch_composition_and_order(
+    toy, rows: list[int], seed: int | None
+) -> None:
+    """A row's subsets, drops and score are the same in any sub-batch or permutation.
+
+    ``seed=None`` draws the seed from torch's global generator, re-seeded before each call.
+    """
+    metric = harness.get_metric("faithfulness.correlation", seed=seed, **CORRELATION)
+
+    def run(index: list[int]):
+        torch.manual_seed(5)
+        batch, targets = toy.batch.index(index), toy.targets[index]
+        with _engine.configure(cache=False):
+            return metric.evaluate(toy.model, batch, targets, toy.attribution.index(index))
+
+    full, part = run(list(range(8))), run(rows)
+    torch.testing.assert_close(part.curves["delta"], full.curves["delta"][rows], atol=EXACT, rtol=0)
+    torch.testing.assert_close(part.values, full.values[rows], atol=EXACT, rtol=0)
+
+
 def test_correlation_with_a_seed_is_reproducible_and_runs_move_it(toy) -> None:
     make = lambda seed: harness.get_metric(  # noqa: E731
         "faithfulness.correlation", runs=16, subset_size=24, seed=seed
@@ -68,10 +100,11 @@ def test_correlation_with_a_seed_is_reproducible_and_runs_move_it(toy) -> None:
 
 @pytest.mark.parametrize(("features", "size"), [(10, 3), (6, 6), (50, 1)])
 def test_subsets_are_distinct_uniform_and_reproducible(features: int, size: int) -> None:
+    from harness.metrics._draws import row_seeds
     from harness.metrics.faithfulness.faithfulness_correlation import sample_subsets
 
     draw = lambda seed: sample_subsets(  # noqa: E731
-        200, 100, features, size, torch.Generator().manual_seed(seed)
+        row_seeds("test", seed, [f"s{i}" for i in range(200)]), 100, features, size
     )
     subsets = draw(0)
     assert subsets.shape == (200, 100, size)

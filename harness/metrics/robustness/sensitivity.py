@@ -24,6 +24,7 @@ from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics._correlation import rank_agreement
+from harness.metrics._draws import base_seed, row_seeds, uniform_rows
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -145,9 +146,16 @@ class _Sensitivity(ExplanationMetric):
                 plugin=self.name,
             )
         n, s = len(batch), int(self.n_samples)
-        shape = (n, s, *batch.images.shape[1:])
+        noise = torch.empty(
+            (n, s, *batch.images.shape[1:]),
+            device=batch.images.device,
+            dtype=batch.images.dtype,
+        )
+        # each row from its own generator keyed by (seed, sample id): no batch dependence;
+        # max and avg share the salt, so one global seed gives both the same draws
+        seeds = row_seeds("robustness.sensitivity", base_seed(None), batch.ids)
+        uniform_rows(seeds, noise.shape[1:], out=noise)
         # in place: the same numbers as (rand * 2 - 1) * radius, without two temporaries
-        noise = torch.rand(shape, device=batch.images.device, dtype=batch.images.dtype)
         noise = noise.mul_(2).sub_(1).mul_(self.radius)
         changes = relative_changes(
             model, explainer, batch, targets, attribution.pixels, noise, self.chunk
@@ -171,10 +179,13 @@ class MaxSensitivity(_Sensitivity):
     explainer re-run for the same targets. This is ``quantus.MaxSensitivity``
     with its default uniform noise, difference and Frobenius norms (its
     ``lower_bound`` is ``radius``); given the same draws both agree to float
-    rounding. All perturbed copies of all rows are stacked and explained
-    ``chunk`` rows per call. ``notes["run_agreement"]`` is the Spearman
-    correlation across rows between the values of the first and second half
-    of the draws (1 = rows ranked identically).
+    rounding. Each row's draws come from its own generator, seeded from the
+    sample id and one seed drawn from torch's global generator (seeded by the
+    runner), so a row's value does not depend on the other rows of the batch.
+    All perturbed copies of all rows are stacked and explained ``chunk`` rows
+    per call. ``notes["run_agreement"]`` is the Spearman correlation across
+    rows between the values of the first and second half of the draws (1 =
+    rows ranked identically).
 
     Parameters
     ----------
@@ -196,7 +207,7 @@ class MaxSensitivity(_Sensitivity):
     """
 
     name: ClassVar[str] = "robustness.max_sensitivity"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: per-sample noise keyed by (seed, sample id)
 
     def __init__(
         self, *, radius: float = 0.2, n_samples: int = 64, chunk: int | None = None
@@ -230,7 +241,7 @@ class AvgSensitivity(_Sensitivity):
     """
 
     name: ClassVar[str] = "robustness.avg_sensitivity"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: per-sample noise keyed by (seed, sample id)
 
     def _reduce(self, changes: Tensor) -> Tensor:
         return changes.mean(dim=1)
