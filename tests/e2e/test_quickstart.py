@@ -49,13 +49,16 @@ def test_quickstart_writes_every_output(quickstart: Path) -> None:
     )
 
 
-def test_grad_cam_beats_the_random_control_on_localisation(quickstart: Path) -> None:
+def test_grad_cam_and_the_mask_beat_the_random_control_on_localisation(quickstart: Path) -> None:
     records = json.loads((quickstart / "results.json").read_text())
     by = {(r["explainer"], r["metric"]): r for r in records}
     for metric in ("localisation.pointing_game", "localisation.relevance_mass"):
         cam, rnd = by[("captum.grad_cam", metric)], by[("control.random", metric)]
+        mask = by[("control.mask", metric)]
         assert cam["ci_low"] > rnd["ci_high"], (metric, cam, rnd)
+        assert mask["value"] >= cam["value"] and mask["ci_low"] > rnd["ci_high"], (metric, mask)
     assert by[("-", "classification.accuracy")]["value"] > 0.8
+    assert "cannot separate" not in (quickstart / "leaderboard.md").read_text()
 
 
 def test_rerun_recomputes_nothing_and_report_rebuilds_the_same_files(quickstart: Path) -> None:
