@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from harness.contracts import (
@@ -137,3 +139,32 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# Hypothesis settings and strategy of the "a row ignores its batch" property tests: few
+# deterministic examples (each runs a metric), a fixture-scoped case shared across them.
+BATCH_PROPERTY = settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+SUB_BATCHES = st.one_of(
+    st.permutations(range(8)),
+    st.lists(st.integers(0, 7), min_size=1, max_size=7, unique=True),
+)
+
+
+def explained_case(
+    explainer: Explainer, classes: int = 3, targets: Tensor | None = None
+) -> tuple[TinyCNN, Batch, Tensor, Attribution]:
+    """Return (model, 8-row 16 px batch, targets, the explainer's attributions).
+
+    Targets default to the model's predicted classes.
+    """
+    model = tiny_model(classes=classes, seed=2)
+    batch, _ = blob_batch(n=8, size=16, classes=classes, seed=5)
+    if targets is None:
+        with torch.no_grad():
+            targets = model.module(batch.images).argmax(1)
+    return model, batch, targets, explainer.explain(model, batch, targets)

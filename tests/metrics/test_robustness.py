@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
-from _toys_a import InputXGradient, ModuleModel, blob_batch, single_thread, tiny_model
+from _toys_a import InputXGradient, ModuleModel, blob_batch, explained_case, single_thread
 
 import harness
 from harness.metrics.robustness.sensitivity import explain_chunk, relative_changes
@@ -36,11 +36,7 @@ def quantus_explain(
 
 @pytest.fixture(scope="module")
 def case():
-    model = tiny_model(classes=3, seed=2)
-    batch, _ = blob_batch(n=8, size=16, classes=3, seed=5)
-    with torch.no_grad():
-        targets = model.module(batch.images).argmax(1)
-    return model, batch, targets, EXPLAINER.explain(model, batch, targets)
+    return explained_case(EXPLAINER)
 
 
 def _quantus(cls: str, case, n_samples: int, seed: int) -> np.ndarray:

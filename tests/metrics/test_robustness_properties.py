@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from _toys_a import InputXGradient, blob_batch, single_thread, tiny_model
-from hypothesis import HealthCheck, given, settings
+from _toys_a import BATCH_PROPERTY, SUB_BATCHES, InputXGradient, explained_case, single_thread
+from hypothesis import given
 from hypothesis import strategies as st
 
 import harness
@@ -16,16 +16,6 @@ NAMES = ("robustness.max_sensitivity", "robustness.avg_sensitivity")
 EXACT = 1e-12  # the same noise and, per row, the same float32 explanations
 FLOAT32 = 1e-6  # explainer calls of other sizes may round float32 kernels differently
 EXPLAINER = InputXGradient()
-SETTINGS = settings(
-    max_examples=5,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-ROWS = st.one_of(
-    st.permutations(range(8)),
-    st.lists(st.integers(0, 7), min_size=1, max_size=7, unique=True),
-)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -35,11 +25,7 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def case():
-    model = tiny_model(classes=3, seed=2)
-    batch, _ = blob_batch(n=8, size=16, classes=3, seed=5)
-    with torch.no_grad():
-        targets = model.module(batch.images).argmax(1)
-    return model, batch, targets, EXPLAINER.explain(model, batch, targets)
+    return explained_case(EXPLAINER)
 
 
 def _scores(name: str, case, rows: list[int], chunk: int | None = None):
@@ -52,8 +38,8 @@ def _scores(name: str, case, rows: list[int], chunk: int | None = None):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@SETTINGS
-@given(rows=ROWS)
+@BATCH_PROPERTY
+@given(rows=SUB_BATCHES)
 def test_row_sensitivity_ignores_batch_composition_and_order(
     case, name: str, rows: list[int]
 ) -> None:
@@ -65,8 +51,8 @@ def test_row_sensitivity_ignores_batch_composition_and_order(
 
 
 @pytest.mark.parametrize("name", NAMES)
-@SETTINGS
-@given(chunk=st.sampled_from([1, 5, 6, 13, 48]), rows=ROWS)
+@BATCH_PROPERTY
+@given(chunk=st.sampled_from([1, 5, 6, 13, 48]), rows=SUB_BATCHES)
 def test_row_sensitivity_ignores_explainer_chunk(
     case, name: str, chunk: int, rows: list[int]
 ) -> None:

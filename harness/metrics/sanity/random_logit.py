@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
-from harness.metrics import _engine
+from harness.metrics import _draws, _engine
 from harness.metrics.sanity._common import check_similarity, compare_maps
 
 if TYPE_CHECKING:
@@ -21,41 +20,67 @@ if TYPE_CHECKING:
     from harness.contracts.model import Model
 
 
-def other_classes(targets: Tensor, num_classes: int, seed: int) -> Tensor:
+def other_classes(
+    targets: Tensor, num_classes: int, *, salt: str, seed: int, ids: Sequence[str]
+) -> Tensor:
     """Draw, per row, a class uniformly among the ``num_classes - 1`` other than its target.
 
-    The draw ``j ~ U{0, ..., K-2}`` comes from ``numpy.random.RandomState(seed)``
-    (a private generator, so the global streams are untouched), the same
-    numbers ``quantus.RandomLogit(seed=seed)`` draws after ``np.random.seed``;
-    ``j`` maps to ``j + (j >= target)``, the j-th class of the ascending list
-    without the target, as in Quantus. So both explain the same classes.
+    Row ``i`` draws ``j = row_seeds(salt, seed, ids)[i] % (K - 1)`` (see
+    :func:`harness.metrics._draws.row_seeds`), so its class depends on its
+    sample id only, never on its batch neighbours or position; ``j`` maps to
+    ``j + (j >= target)``, the j-th class of the ascending list without the
+    target. The modulo of a 63-bit hash biases ``j`` by less than ``K / 2**63``.
     """
-    j = _draws(int(seed), int(num_classes), len(targets)).to(targets.device)
-    return j + (j >= targets).long()
+    k = int(num_classes) - 1
+    j = [s % k for s in _draws.row_seeds(salt, int(seed), ids)]
+    drawn = torch.tensor(j, dtype=torch.long, device=targets.device)
+    return drawn + (drawn >= targets).long()
 
 
-@functools.lru_cache(maxsize=32)
-def _draws(seed: int, num_classes: int, n: int) -> Tensor:
-    """Return the (n,) int64 CPU draws of ``RandomState(seed)`` (cached: seeding costs ~0.1 ms).
+def score_other_classes(
+    model: Model,
+    batch: Batch,
+    attribution: Attribution,
+    explainer: Explainer,
+    others: Tensor,
+    *,
+    similarity: str = "ssim",
+    absolute: bool = False,
+) -> Scores:
+    """Explain ``others`` (N,) and compare each row's map with ``attribution.pixels``.
 
-    Callers must not modify the returned tensor.
+    The part of :class:`RandomLogit` after the class draw, public so a caller
+    (or a test) can score classes drawn elsewhere, e.g. by Quantus.
     """
-    draws = np.random.RandomState(seed).randint(0, num_classes - 1, n)
-    return torch.as_tensor(draws, dtype=torch.long)
+    check_similarity(RandomLogit.name, similarity)
+    maps = None
+    if attribution.pixels is not None:
+        maps = explainer.explain(model, batch, others.to(model.device)).pixels
+    if attribution.pixels is None or maps is None:
+        missing = "the attribution" if attribution.pixels is None else "the explainer's output"
+        raise CapabilityError(
+            f"{RandomLogit.name}: {missing} has no pixel maps - expected a (N, H, W) "
+            "tensor, got None.",
+            plugin=RandomLogit.name,
+        )
+    return compare_maps(attribution.pixels, maps, similarity, absolute)
 
 
 class RandomLogit(ExplanationMetric):
     """Similarity between the map for the target and the map for a random other class.
 
     The explainer re-explains the same inputs for a class drawn uniformly among
-    the others (seeded), and each row's two maps are compared; lower is better
-    (a class-sensitive explanation changes). ``similarity="ssim"`` is the
+    the others, and each row's two maps are compared; lower is better (a
+    class-sensitive explanation changes). ``similarity="ssim"`` is the
     default, as in ``quantus.RandomLogit``; Quantus applies scikit-image's SSIM
     to the flattened maps (a 1-D signal), whereas this computes the 2-D SSIM of
     the images (validated against ``skimage.metrics.structural_similarity``), as
-    the SSIM of Adebayo et al. is meant. The other classes are the ones Quantus
-    draws for the same seed, so the metric is deterministic. Maps are scaled to
-    max |a| = 1 per row.
+    the SSIM of Adebayo et al. is meant. Each row's other class is keyed on
+    ``(seed, sample id)`` (:func:`other_classes`), so a sample's score does not
+    depend on the batch it is in; Quantus instead draws by batch position from
+    ``np.random.seed(seed)``, so the two explain different classes (the test
+    compares them on Quantus's classes via :func:`score_other_classes`). Maps
+    are scaled to max |a| = 1 per row.
 
     Parameters
     ----------
@@ -73,7 +98,8 @@ class RandomLogit(ExplanationMetric):
     """
 
     name: ClassVar[str] = "sanity.random_logit"
-    version: ClassVar[str] = "1"
+    # 2: other classes keyed on sample ids (1 drew them by batch position, as Quantus).
+    version: ClassVar[str] = "2"
     citation: ClassVar[str] = "Sixt, Granz, Landgraf, When Explanations Lie, ICML 2020"
     tags: ClassVar[MetricTags] = MetricTags(
         kind=MetricKind.SANITY,
@@ -108,6 +134,13 @@ class RandomLogit(ExplanationMetric):
             raise CapabilityError(
                 f"metric {self.name!r} needs a model with at least 2 outputs", plugin=self.name
             )
-        others = other_classes(targets, num_classes, self.seed)
-        maps = explainer.explain(model, batch, others).pixels
-        return compare_maps(attribution.pixels, maps, self.similarity, self.absolute)  # type: ignore[arg-type]
+        others = other_classes(targets, num_classes, salt=self.name, seed=self.seed, ids=batch.ids)
+        return score_other_classes(
+            model,
+            batch,
+            attribution,
+            explainer,
+            others,
+            similarity=self.similarity,
+            absolute=self.absolute,
+        )
