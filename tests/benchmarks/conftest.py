@@ -164,12 +164,21 @@ def _images(n: int, size: int, seed: int) -> tuple[Tensor, Tensor]:
 
 
 def build_setup(
-    name: str, net: nn.Module, *, n: int = 16, size: int = 64, seed: int = 0
+    name: str,
+    make_net: Callable[[], nn.Module],
+    *,
+    n: int = 16,
+    size: int = 64,
+    seed: int = 0,
 ) -> BenchSetup:
-    """Seed, wrap ``net``, make inputs, targets and input x gradient attributions."""
+    """Seed, build and wrap the net, make inputs, targets and input x gradient attributions.
+
+    The net is built after seeding, so its random weights never depend on what ran before.
+    """
     torch.set_num_threads(THREADS)
     threadpool_limits(THREADS)  # NumPy's BLAS (Quantus) gets as many threads as torch
     torch.manual_seed(seed)
+    net = make_net()
     model = BenchModel(net=net)
     model.build(DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b"), image_size=(size, size)))
     images, blob = _images(n, size, seed)
@@ -395,25 +404,25 @@ def bench() -> Bench:
 @pytest.fixture(scope="session")
 def resnet18_setup() -> BenchSetup:
     """ResNet18, 1 channel, 2 classes, 64x64, 16 samples, 2 threads."""
-    return build_setup("resnet18-64px", resnet18_1ch(), n=16, size=64)
+    return build_setup("resnet18-64px", resnet18_1ch, n=16, size=64)
 
 
 @pytest.fixture(scope="session")
 def small_cnn_setup() -> BenchSetup:
     """LeNet-sized CNN at 28x28, 16 samples, 2 threads."""
-    return build_setup("smallcnn-28px", small_cnn(28), n=16, size=28)
+    return build_setup("smallcnn-28px", lambda: small_cnn(28), n=16, size=28)
 
 
 @pytest.fixture(scope="session")
 def small_cnn32_setup() -> BenchSetup:
     """LeNet-sized CNN at 32x32, 16 samples, 2 threads."""
-    return build_setup("smallcnn-32px", small_cnn(32), n=16, size=32)
+    return build_setup("smallcnn-32px", lambda: small_cnn(32), n=16, size=32)
 
 
 @pytest.fixture(scope="session")
 def tiny_cnn_setup() -> BenchSetup:
     """Two-convolution CNN at 28x28 (forwards nearly free, as on a GPU), 16 samples."""
-    return build_setup("tinycnn-28px", tiny_cnn(), n=16, size=28)
+    return build_setup("tinycnn-28px", tiny_cnn, n=16, size=28)
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -89,7 +89,7 @@ CASES: list[tuple[str, dict[str, Any], str | None, dict[str, Any], str]] = [
 @pytest.fixture(scope="module")
 def setups(bench: Any, resnet18_setup: Any) -> dict[int, Any]:
     helpers = inspect.getmodule(type(bench))
-    big = helpers.build_setup("resnet18-128px", helpers.resnet18_1ch(), n=16, size=128)
+    big = helpers.build_setup("resnet18-128px", helpers.resnet18_1ch, n=16, size=128)
     return {64: resnet18_setup, 128: big}
 
 
