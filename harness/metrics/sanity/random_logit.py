@@ -53,17 +53,16 @@ def score_other_classes(
     (or a test) can score classes drawn elsewhere, e.g. by Quantus.
     """
     check_similarity(RandomLogit.name, similarity)
-    maps = None
-    if attribution.pixels is not None:
-        maps = explainer.explain(model, batch, others.to(model.device)).pixels
-    if attribution.pixels is None or maps is None:
-        missing = "the attribution" if attribution.pixels is None else "the explainer's output"
+    reference = attribution.pixels
+    maps = None if reference is None else explainer.explain(model, batch, others).pixels
+    if reference is None or maps is None:
+        missing = "the attribution" if reference is None else "the explainer's output"
         raise CapabilityError(
             f"{RandomLogit.name}: {missing} has no pixel maps - expected a (N, H, W) "
             "tensor, got None.",
             plugin=RandomLogit.name,
         )
-    return compare_maps(attribution.pixels, maps, similarity, absolute)
+    return compare_maps(reference, maps, similarity, absolute)
 
 
 class RandomLogit(ExplanationMetric):
