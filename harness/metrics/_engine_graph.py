@@ -102,9 +102,11 @@ def fast_forward(
     module = getattr(model, "module", None)
     if not isinstance(module, nn.Module) or module.training:
         return None
+    stored = _GRAPHS.get(module)
+    if stored is None and not build:
+        return None  # nothing built for this module: skip fingerprinting its weights
     fingerprint = weights_fingerprint(module)
     signature = (tuple(example.shape[1:]), example.dtype, example.device)
-    stored = _GRAPHS.get(module)
     if stored is None or stored[0] != fingerprint:
         stored = (fingerprint, {})
         _GRAPHS[module] = stored

@@ -141,15 +141,23 @@ class Monotonicity(ExplanationMetric):
         start = 0
         while start < n_steps and len(active):
             stop = min(n_steps, start + block)
-            sub = batch.index(active)
-            sub_images = images.index_select(0, active)
+            if len(active) == n:  # every row still undecided (always in the first block)
+                sub, sub_images, sub_base, sub_rank, sub_targets = (
+                    batch,
+                    images,
+                    base,
+                    rank,
+                    targets,
+                )
+            else:
+                sub = batch.index(active)
+                sub_images, sub_base, sub_rank, sub_targets = (
+                    t.index_select(0, active) for t in (images, base, rank, targets)
+                )
             make = C.threshold_maker(
-                sub_images, sub_images, base.index_select(0, active),
-                rank.index_select(0, active), stop - start, counts[start:stop],
-            )  # fmt: skip
-            scores = _engine.evaluate(
-                model, sub, targets.index_select(0, active), stop - start, make, output=output
+                sub_images, sub_images, sub_base, sub_rank, stop - start, counts[start:stop]
             )
+            scores = _engine.evaluate(model, sub, sub_targets, stop - start, make, output=output)
             curve[active, start:stop] = scores.to(curve.dtype)
             seen = curve[active, :stop]
             decreased = (seen[:, 1:] < seen[:, :-1]).any(dim=1)
