@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from harness.contracts import Batch, Model, Task
+from harness.contracts.validation import check_logits
 from harness.metrics._allocator import keep_freed_memory
 from harness.metrics._engine_cache import (
     cache_clear,
@@ -43,7 +44,7 @@ from harness.metrics._engine_cache import (
     shared,
     weights_pinned,
 )
-from harness.metrics._engine_graph import fast_forward
+from harness.metrics._engine_graph import fast_forward, plain_module
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +209,23 @@ def is_oom(exc: BaseException) -> bool:
 def _forwarder(
     model: Model, batch: Batch, example: Tensor, total: int
 ) -> Callable[[Tensor, Tensor], Tensor]:
-    """Return ``forward(rows, images) -> logits`` (frozen graph if verified, else eager)."""
-    fast = None
+    """Return ``forward(rows, images) -> logits``.
+
+    A frozen graph if one is verified; else, for an image-only TorchModel, its
+    module called on the images (checked as ``model.logits`` checks them);
+    else ``model.logits`` on the chunk's rows with their images replaced.
+    """
+    fast = direct = None
     if batch.tokens is None:
         build = total >= CONFIG.freeze_min_images
         fast = fast_forward(model, example, enabled=CONFIG.freeze, build=build)
+        direct = plain_module(model)
 
     def forward(rows: Tensor, images: Tensor) -> Tensor:
         if fast is not None:
             out = fast(images)
+        elif direct is not None:
+            out = check_logits(direct(images), len(images), model=model)
         else:
             out = model.logits(batch.index(rows).with_images(images))
         for stats in _COUNTERS:

@@ -48,6 +48,16 @@ def _plain_forward(model: Model) -> bool:
     return cls._logits is TorchModel._logits and cls._forward is TorchModel._forward
 
 
+def plain_module(model: Model) -> nn.Module | None:
+    """Return the module of a TorchModel whose logits are ``module(images)``, else None.
+
+    Calling it directly on a chunk's images gives what ``model.logits`` would,
+    without building a sub-batch for each chunk.
+    """
+    module = getattr(model, "module", None)
+    return module if _plain_forward(model) and isinstance(module, nn.Module) else None
+
+
 def _verified(graph: Forward, module: nn.Module, sample: Tensor) -> Forward:
     """Return ``graph`` if its logits equal the module's on ``sample`` and one row, else raise."""
     with torch.inference_mode():

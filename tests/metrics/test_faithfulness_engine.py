@@ -11,8 +11,9 @@ from torch import Tensor, nn
 
 import harness
 from harness.contracts import Batch, DatasetInfo, Modality, Task, TorchModel
+from harness.errors import ContractViolation
 from harness.metrics import _engine, _engine_cache
-from harness.metrics._engine_graph import fast_forward
+from harness.metrics._engine_graph import fast_forward, plain_module
 
 INFO = DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b", "c"))
 
@@ -87,6 +88,41 @@ def test_frozen_graph_is_used_and_equals_eager(toy) -> None:
     torch.testing.assert_close(
         frozen.curves["probability"], eager.curves["probability"], atol=1e-6, rtol=0
     )
+
+
+class ViaLogits(FlakyMemoryModel):
+    """The same module behind an overridden ``_forward``: the engine must use ``model.logits``."""
+
+    name: ClassVar[str] = "test.via_logits"
+
+    def _forward(self, batch: Batch) -> Tensor:
+        assert batch.images is not None
+        return self.module(batch.images)
+
+
+def test_eager_module_path_equals_the_logits_path(toy) -> None:
+    """Without a graph, a plain TorchModel's module runs on each chunk's images directly."""
+    assert plain_module(toy.model) is toy.model.module
+    twin = ViaLogits(net=toy.module)
+    twin.build(INFO)
+    assert plain_module(twin) is None
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=32)
+    with _engine.configure(freeze=False, cache=False, max_batch=5):
+        direct = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+        via = metric.evaluate(twin, toy.batch, toy.targets, toy.attribution)
+    assert torch.equal(direct.curves["probability"], via.curves["probability"])
+
+
+def test_eager_module_path_still_checks_logits(toy, wrap) -> None:
+    class Poisoned(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            out = toy.module(x)
+            return out.masked_fill(x.flatten(1).amax(1, keepdim=True) < 0.5, float("nan"))
+
+    model = wrap(Poisoned().eval(), classes=3)
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=32)
+    with _engine.configure(freeze=False), pytest.raises(ContractViolation, match="logits"):
+        metric.evaluate(model, toy.batch, toy.targets, toy.attribution)
 
 
 class BatchDependent(nn.Module):
