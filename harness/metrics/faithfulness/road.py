@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -13,6 +12,7 @@ from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags,
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._draws import base_seed, row_seeds
 from harness.metrics.faithfulness import _common as C
 from harness.metrics.faithfulness._imputation import noisy_linear_imputation
 
@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 _OUTPUTS = ("correct", "probability")
 
 
-def _sample_keys(ids: Sequence[str], device: torch.device) -> Tensor:
-    """Return a 40-bit key per sample id: a row's noise ignores its batch position."""
-    digests = [int.from_bytes(hashlib.sha256(i.encode()).digest()[:5], "big") for i in ids]
-    return torch.tensor(digests, dtype=torch.int64, device=device)
+def _sample_keys(seed: int, ids: Sequence[str], device: torch.device) -> Tensor:
+    """Return a 40-bit key per sample id: a row's noise ignores its batch position.
+
+    40 bits leave room to number each (sample, percentage) pair in an int64.
+    """
+    keys = [k & (2**40 - 1) for k in row_seeds(ROAD.name, seed, ids)]
+    return torch.tensor(keys, dtype=torch.int64, device=device)
 
 
 class ROAD(ExplanationMetric):
@@ -124,8 +127,8 @@ class ROAD(ExplanationMetric):
         counts = torch.tensor(self._counts(h * w), device=images.device)
         steps = len(counts)
         rank = C.ranks(pixels.reshape(n, -1), descending=order == "morf")
-        seed = int(torch.randint(0, 2**62, ()).item()) if self.seed is None else int(self.seed)
-        keys = _sample_keys(batch.ids, images.device) * steps
+        seed = base_seed(self.seed)
+        keys = _sample_keys(seed, batch.ids, images.device) * steps
 
         def make(flat: Tensor) -> Tensor:
             rows = torch.div(flat, steps, rounding_mode="floor")
