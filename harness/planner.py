@@ -90,6 +90,14 @@ def _has_target_layer(model: Model) -> bool:
     )
 
 
+# what a dataset must provide for an explainer that reads it (e.g. control.mask)
+_DATA_NEEDS = (
+    (Need.MASKS, Provides.MASKS, "ground-truth masks"),
+    (Need.RATIONALES, Provides.RATIONALES, "token rationales"),
+    (Need.REFERENCES, Provides.REFERENCES, "reference sentences"),
+)
+
+
 def explainer_reason(explainer: Explainer, model: Model, info: DatasetInfo) -> str | None:
     """Why ``explainer`` cannot explain ``model`` on this dataset (None if it can)."""
     tags = explainer.get_tags()
@@ -99,6 +107,9 @@ def explainer_reason(explainer: Explainer, model: Model, info: DatasetInfo) -> s
         return "explainer needs gradients; model is black-box"
     if Need.TARGET_LAYER in tags.needs and not _has_target_layer(model):
         return "explainer needs a target layer; model declares none"
+    for need, provides, what in _DATA_NEEDS:
+        if need in tags.needs and provides not in info.provides:
+            return f"explainer needs {need.value}: dataset provides no {what}"
     return None
 
 

@@ -13,6 +13,7 @@ from _core_plugins import (
     ToyTexts,
 )
 
+import harness
 from harness.contracts import Task
 from harness.planner import NO_EXPLAINER, Cell, Plugins, plan
 
@@ -91,3 +92,21 @@ def test_modality_and_task_mismatch_skip_whole_group() -> None:
 
 def test_plan_is_pure_and_deterministic() -> None:
     assert plan(plugins()) == plan(plugins())
+
+
+def test_explainer_reading_masks_is_skipped_on_a_dataset_without_them() -> None:
+    """The ground-truth-mask control is planned out up front, not failed cell by cell."""
+    oracle = harness.get_explainer("control.mask")
+    sparseness = harness.get_metric("complexity.sparseness")
+    no_masks = ToyImages(masks=False)
+    p = plan(
+        plugins(
+            datasets={"img": (no_masks.info(), no_masks)},
+            explainers={"mask": oracle, "grad": Gradient()},
+            metrics={"acc": Accuracy(), "sparse": sparseness},
+        )
+    )
+    reasons = {s.cell.explainer: s.reason for s in p.skipped}
+    assert reasons == {"mask": "explainer needs masks: dataset provides no ground-truth masks"}
+    with_masks = plan(plugins(explainers={"mask": oracle}, metrics={"sparse": sparseness}))
+    assert not with_masks.skipped and Cell("img", "cnn", "mask", "sparse") in with_masks.cells
