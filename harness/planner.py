@@ -90,12 +90,12 @@ def _has_target_layer(model: Model) -> bool:
     )
 
 
-# what a dataset must provide for an explainer that reads it (e.g. control.mask)
-_DATA_NEEDS = (
-    (Need.MASKS, Provides.MASKS, "ground-truth masks"),
-    (Need.RATIONALES, Provides.RATIONALES, "token rationales"),
-    (Need.REFERENCES, Provides.REFERENCES, "reference sentences"),
-)
+# needs a dataset meets by providing ground truth (for metrics, and explainers such as control.mask)
+_DATA_NEEDS = {
+    Need.MASKS: (Provides.MASKS, "ground-truth masks"),
+    Need.RATIONALES: (Provides.RATIONALES, "token rationales"),
+    Need.REFERENCES: (Provides.REFERENCES, "reference sentences"),
+}
 
 
 def explainer_reason(explainer: Explainer, model: Model, info: DatasetInfo) -> str | None:
@@ -107,7 +107,7 @@ def explainer_reason(explainer: Explainer, model: Model, info: DatasetInfo) -> s
         return "explainer needs gradients; model is black-box"
     if Need.TARGET_LAYER in tags.needs and not _has_target_layer(model):
         return "explainer needs a target layer; model declares none"
-    for need, provides, what in _DATA_NEEDS:
+    for need, (provides, what) in _DATA_NEEDS.items():
         if need in tags.needs and provides not in info.provides:
             return f"explainer needs {need.value}: dataset provides no {what}"
     return None
@@ -117,10 +117,8 @@ def _needs_reason(
     needs: frozenset[Need], explainer: Explainer | None, model: Model, info: DatasetInfo
 ) -> str | None:
     outputs = explainer.get_tags().output if explainer is not None else frozenset()
-    provided = {
-        Need.MASKS: Provides.MASKS in info.provides,
-        Need.RATIONALES: Provides.RATIONALES in info.provides,
-        Need.REFERENCES: Provides.REFERENCES in info.provides,
+    provided = {need: provides in info.provides for need, (provides, _) in _DATA_NEEDS.items()}
+    provided |= {
         Need.PIXEL_ATTRIBUTIONS: Output.PIXEL in outputs and info.modality in _IMAGE_MODALITIES,
         Need.TOKEN_ATTRIBUTIONS: Output.TOKEN in outputs and info.modality in _TEXT_MODALITIES,
         Need.SENTENCES: Output.SENTENCE in outputs,
@@ -129,10 +127,8 @@ def _needs_reason(
         Need.TARGET_LAYER: _has_target_layer(model),
         Need.EXPLAINER: explainer is not None,
     }
-    what = {
-        Need.MASKS: "dataset provides no ground-truth masks",
-        Need.RATIONALES: "dataset provides no token rationales",
-        Need.REFERENCES: "dataset provides no reference sentences",
+    what = {need: f"dataset provides no {desc}" for need, (_, desc) in _DATA_NEEDS.items()}
+    what |= {
         Need.PIXEL_ATTRIBUTIONS: "explainer returns no pixel attributions",
         Need.TOKEN_ATTRIBUTIONS: "explainer returns no token attributions",
         Need.SENTENCES: "explainer generates no sentences",

@@ -141,19 +141,12 @@ class Monotonicity(ExplanationMetric):
         start = 0
         while start < n_steps and len(active):
             stop = min(n_steps, start + block)
-            if len(active) == n:  # every row still undecided (always in the first block)
-                sub, sub_images, sub_base, sub_rank, sub_targets = (
-                    batch,
-                    images,
-                    base,
-                    rank,
-                    targets,
-                )
-            else:
+            sub: Batch = batch
+            rows: tuple[Tensor, ...] = (images, base, rank, targets)
+            if len(active) < n:  # the first block (every row undecided) needs no copies
                 sub = batch.index(active)
-                sub_images, sub_base, sub_rank, sub_targets = (
-                    t.index_select(0, active) for t in (images, base, rank, targets)
-                )
+                rows = tuple(t.index_select(0, active) for t in rows)
+            sub_images, sub_base, sub_rank, sub_targets = rows
             make = C.threshold_maker(
                 sub_images, sub_images, sub_base, sub_rank, stop - start, counts[start:stop]
             )
