@@ -8,9 +8,10 @@ Two checks run per dataset x model on the explanation cells:
   so it is left out of this check;
 - on localisation metrics, the ground-truth mask must score better than
   random attributions (``control.random``) with non-overlapping bootstrap
-  intervals: a metric that cannot separate a perfect map from noise is flagged. Other kinds are not checked, because the
-  mask says nothing about the model (faithfulness, sanity, robustness) or is
-  not meant to be simple (complexity).
+  intervals: a metric that cannot separate a perfect map from noise is
+  flagged. Other kinds are not checked, because the mask says nothing about
+  the model (faithfulness, sanity, robustness) or is not meant to be simple
+  (complexity).
 
 Both Markdown and HTML reports show the same lines, and neither marks the
 mask as the best explainer of a column (:func:`contenders`).
