@@ -24,7 +24,7 @@ def rank_rows(x: Tensor) -> Tensor:
     shape = x.shape
     x = x.reshape(-1, shape[-1])
     n, p = x.shape
-    order = argsort_rows(x, stable=False).to(x.device)  # tie groups share their mean rank
+    order = argsort_rows(x, stable=False)  # tie groups share their mean rank
     s = x.gather(1, order)
     pos = torch.arange(p, device=x.device).expand(n, p)
     first = torch.ones_like(s, dtype=torch.bool)

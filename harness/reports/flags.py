@@ -59,6 +59,14 @@ def contenders(col: pd.DataFrame) -> pd.DataFrame:
     return ok[~ok.apply(is_mask_control, axis=1).astype(bool)]
 
 
+def best_value(col: pd.DataFrame) -> float | None:
+    """Return the best value among a metric column's :func:`contenders` (None if fewer than two)."""
+    ok = contenders(col)
+    if len(ok) < 2:
+        return None
+    return float(ok["value"].max() if bool(ok["higher_is_better"].iloc[0]) else ok["value"].min())
+
+
 def _num(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:.3f}"
 

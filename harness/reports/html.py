@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.planner import NO_EXPLAINER
-from harness.reports.flags import contenders, explanation_flags
+from harness.reports.flags import best_value, explanation_flags
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
@@ -79,21 +79,13 @@ def _table(group: pd.DataFrame) -> str:
         for m in metrics
     )
     rows = []
-    best: dict[str, float] = {}
-    for m in metrics:
-        ok = contenders(group[group["metric"] == m])
-        if len(ok) > 1:
-            best[m] = (
-                ok["value"].max() if bool(ok["higher_is_better"].iloc[0]) else ok["value"].min()
-            )
+    best = {m: best_value(group[group["metric"] == m]) for m in metrics}
     for e in sorted(group["explainer"].unique()):
         cells = []
         for m in metrics:
             hit = group[(group["explainer"] == e) & (group["metric"] == m)]
             cells.append(
-                "<td>—</td>"
-                if hit.empty
-                else _value(hit.iloc[0], best.get(m) == hit.iloc[0]["value"])
+                "<td>—</td>" if hit.empty else _value(hit.iloc[0], best[m] == hit.iloc[0]["value"])
             )
         label = "classification" if e == NO_EXPLAINER else html.escape(e)
         rows.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")

@@ -9,12 +9,12 @@ from torch import Tensor
 
 from harness.contracts.metric import ClassificationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Task
-from harness.errors import DataError
 from harness.metrics.classification._common import (
     as_numpy,
     check_shapes,
     hard_predictions,
     per_label_columns,
+    require_known,
 )
 
 _SKLEARN = "Pedregosa et al., Scikit-learn: Machine Learning in Python, JMLR 2011"
@@ -59,6 +59,7 @@ class _PRF(ClassificationMetric):
                 zero_division=self.zero_division,
             )
             return float(out[index])
+        require_known(self.name, labels)
         scores, supports = [], []
         for _, y, p in per_label_columns(self.name, labels, pred):
             if y.size == 0:
@@ -68,8 +69,6 @@ class _PRF(ClassificationMetric):
             )
             scores.append(float(out[index]))
             supports.append(float((y == 1).sum()))
-        if not scores:
-            raise DataError(f"metric {self.name!r}: no known (0/1) labels - expected at least one.")
         if self._average == "macro":
             return float(np.mean(scores))
         total = float(np.sum(supports))

@@ -107,7 +107,7 @@ def gaussian_blur(images: Tensor, *, size: int, sigma: float) -> Tensor:
 
 def ranks(scores: Tensor, *, descending: bool) -> Tensor:
     """Return the rank (N, F) of every feature when sorted by ``scores`` (N, F)."""
-    order = argsort_rows(scores, descending=descending).to(scores.device)
+    order = argsort_rows(scores, descending=descending)
     features = order.shape[1]
     dtype = torch.int16 if features < 2**15 else torch.int32 if features < 2**31 else torch.int64
     out = torch.empty(order.shape, dtype=dtype, device=order.device)
