@@ -59,12 +59,18 @@ def contenders(col: pd.DataFrame) -> pd.DataFrame:
     return ok[~ok.apply(is_mask_control, axis=1).astype(bool)]
 
 
-def best_value(col: pd.DataFrame) -> float | None:
-    """Return the best value among a metric column's :func:`contenders` (None if fewer than two)."""
+def best_explainers(col: pd.DataFrame) -> set[str]:
+    """Return the explainers holding a metric column's best value among its :func:`contenders`.
+
+    Empty when fewer than two compete; the ground-truth mask is never among them,
+    even when it ties the best method.
+    """
     ok = contenders(col)
     if len(ok) < 2:
-        return None
-    return float(ok["value"].max() if bool(ok["higher_is_better"].iloc[0]) else ok["value"].min())
+        return set()
+    hib = bool(ok["higher_is_better"].iloc[0])
+    best = ok["value"].max() if hib else ok["value"].min()
+    return set(ok.loc[ok["value"] == best, "explainer"])
 
 
 def _num(v: float) -> str:

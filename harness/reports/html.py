@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.planner import NO_EXPLAINER
-from harness.reports.flags import best_value, explanation_flags
+from harness.reports.flags import best_explainers, explanation_flags
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
@@ -79,14 +79,12 @@ def _table(group: pd.DataFrame) -> str:
         for m in metrics
     )
     rows = []
-    best = {m: best_value(group[group["metric"] == m]) for m in metrics}
+    best = {m: best_explainers(group[group["metric"] == m]) for m in metrics}
     for e in sorted(group["explainer"].unique()):
         cells = []
         for m in metrics:
             hit = group[(group["explainer"] == e) & (group["metric"] == m)]
-            cells.append(
-                "<td>—</td>" if hit.empty else _value(hit.iloc[0], best[m] == hit.iloc[0]["value"])
-            )
+            cells.append("<td>—</td>" if hit.empty else _value(hit.iloc[0], e in best[m]))
         label = "classification" if e == NO_EXPLAINER else html.escape(e)
         rows.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
     return f'<table class="sortable"><thead><tr><th>explainer</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

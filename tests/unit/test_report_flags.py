@@ -167,3 +167,17 @@ def test_the_mask_is_never_marked_best() -> None:
     assert "| control.mask | 1.000 [" in md and "| captum.grad_cam | **0.600** [" in md
     page = render_html(frame, pd.DataFrame(), "t")
     assert '<td class="best" data-v="0.6">' in page and 'class="best" data-v="1.0"' not in page
+
+
+def test_a_mask_tying_the_best_method_is_not_marked_best_either() -> None:
+    frame = pd.DataFrame(
+        [
+            _row("captum.grad_cam", "loc.hit", 1.0),
+            _row("control.mask", "loc.hit", 1.0),
+            _row("control.random", "loc.hit", 0.0),
+        ]
+    )
+    md = render_markdown(frame, pd.DataFrame(), "t", {})
+    assert "| control.mask | 1.000 [" in md and "| captum.grad_cam | **1.000** [" in md
+    page = render_html(frame, pd.DataFrame(), "t")
+    assert page.count('class="best"') == 1  # Grad-CAM only
