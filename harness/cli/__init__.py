@@ -1,4 +1,4 @@
-"""The ``harness`` command: run, validate, ls, report and check.
+"""The ``harness`` command: run, validate, ls, describe, report and check.
 
 Sub-command modules are imported only when used, so ``harness --help`` stays
 fast and imports no deep-learning library.
@@ -38,6 +38,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "harness.cli.check",
         "run the conformance kit on a registered plugin",
         "example: harness check captum.grad_cam",
+    ),
+    "describe": (
+        "harness.cli.describe",
+        "show one plugin's summary, tags, citation and parameters",
+        "example: harness describe faithfulness.road\n"
+        "         harness describe --catalogue --markdown > docs/metrics.md",
     ),
 }
 

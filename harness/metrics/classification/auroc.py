@@ -26,7 +26,8 @@ class AUROC(ClassificationMetric):
     Parameters
     ----------
     label : int or None, default=None
-        Score only this class / label index; None averages as above.
+        Score only this class / label index; None averages over the classes (multi-class)
+        or over the labels with both classes among their known rows (multi-label).
 
     References
     ----------
