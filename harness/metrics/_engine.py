@@ -191,19 +191,21 @@ def chunk_size(model: Model, images: Tensor) -> int:
     return _chunk_for(model, tuple(images.shape[1:]))
 
 
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "status_alloc_failed")
+
+
 def is_oom(exc: BaseException) -> bool:
     """Return True for an out-of-memory error on any device (the engine halves its chunk then).
 
     ``torch.OutOfMemoryError`` (CUDA, and other accelerators that raise it), a
-    RuntimeError saying "out of memory" (e.g. MPS), or the CPU allocator's
-    "can't allocate memory" (a plain RuntimeError in torch).
+    RuntimeError saying "out of memory" (e.g. MPS), a cuBLAS / cuDNN workspace
+    allocation failure (``CUBLAS_STATUS_ALLOC_FAILED``, ``CUDNN_STATUS_ALLOC_FAILED``),
+    or the CPU allocator's "can't allocate memory" (a plain RuntimeError in torch).
     """
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     message = str(exc).lower()
-    return isinstance(exc, RuntimeError) and (
-        "out of memory" in message or "can't allocate memory" in message
-    )
+    return isinstance(exc, RuntimeError) and any(sign in message for sign in _OOM_MESSAGES)
 
 
 def _forwarder(
@@ -286,13 +288,17 @@ def _run_chunks(
             except RuntimeError as exc:
                 if not is_oom(exc) or chunk == 1:
                     raise
+                failed = stop - start
+            else:
+                failed = 0
+            if failed:
+                # the failed chunk's tensors (and the traceback holding them) are gone here
+                images = logits = None  # type: ignore[assignment]
                 chunk = max(1, chunk // 2)
                 _LEARNED[key] = chunk
                 for stats in _COUNTERS:
                     stats.retries += 1
-                log.warning(
-                    "out of memory at %d images per chunk; retrying at %d", stop - start, chunk
-                )
+                log.warning("out of memory at %d images per chunk; retrying at %d", failed, chunk)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue

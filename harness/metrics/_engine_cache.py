@@ -146,9 +146,9 @@ def shared(
 
 
 def _store(key: Hashable, entry: _Entry) -> None:
-    old = _CACHE.pop(key, None)
-    if old is not None:
-        _BYTES[0] -= old.nbytes
+    """Store ``entry``, first dropping entries of freed models, then the oldest over the limits."""
+    for stale in [k for k, e in _CACHE.items() if k == key or e.model() is None]:
+        _BYTES[0] -= _CACHE.pop(stale).nbytes
     _CACHE[key] = entry
     _BYTES[0] += entry.nbytes
     while len(_CACHE) > MAX_ENTRIES or _BYTES[0] > MAX_BYTES:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
+from harness.metrics._engine import cache_clear
 from harness.pipeline.context import RunContext, cached, fail_cells, record, seed_everything
 from harness.pipeline.explaining import attribute, explain_set, score_explanation, select_targets
 from harness.pipeline.training import predict, score_classification, train
@@ -67,4 +68,5 @@ def run_group(ctx: RunContext, dkey: str, mkey: str, cells: Sequence[Cell]) -> N
             except Exception as exc:
                 fail_cells(ctx, [cell], exc, f"metric {cell.metric}")
     del trained
+    cache_clear()  # the engine's stored results belong to this group's model (device memory)
     gc.collect()

@@ -35,8 +35,10 @@ _ORDER = (Modality.IMAGE, Modality.TEXT, Modality.IMAGE_TEXT)
 
 
 def device() -> torch.device:
-    """Return the device fixtures run on: ``$HARNESS_TEST_DEVICE`` or the CPU."""
-    return torch.device(os.environ.get("HARNESS_TEST_DEVICE", "cpu"))
+    """Return the device fixtures run on: ``$HARNESS_TEST_DEVICE`` or the CPU (CUDA: no TF32)."""
+    from harness.device import resolve_device
+
+    return resolve_device(os.environ.get("HARNESS_TEST_DEVICE", "cpu"))
 
 
 def fixture_combos(

@@ -259,3 +259,48 @@ def test_small_requests_do_not_build_a_graph(toy_factory) -> None:
         _engine.cache_clear()
         _engine.clean_logits(toy.model, toy.batch)
     assert fast_forward(toy.model, toy.batch.images, build=False) is not None
+
+
+@pytest.mark.parametrize(("h", "w", "patch"), [(8, 8, 4), (7, 9, 4), (5, 5, 3), (6, 4, 8)])
+def test_patch_sums_add_each_patch_of_the_padded_grid(h: int, w: int, patch: int) -> None:
+    """Padded-view patch sums equal a scatter of every pixel into its patch id."""
+    from harness.metrics.faithfulness.region_perturbation import patch_ids, patch_sums
+
+    pixels = torch.randn(
+        3, h, w, generator=torch.Generator().manual_seed(h * w), dtype=torch.float64
+    )
+    ids, n_patches = patch_ids(h, w, patch, pixels.device)
+    expected = torch.zeros(3, n_patches, dtype=torch.float64).index_add_(1, ids, pixels.flatten(1))
+    torch.testing.assert_close(patch_sums(pixels, patch), expected)
+    assert float(patch_sums(torch.ones(1, h, w), patch).sum()) == h * w
+
+
+@pytest.mark.parametrize(
+    ("error", "oom"),
+    [
+        (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), True),
+        (RuntimeError("MPS backend out of memory"), True),
+        (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate`"), True),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:121] can't allocate memory"), True),
+        (RuntimeError("shape mismatch in layer 3"), False),
+        (ValueError("out of memory"), False),
+    ],
+)
+def test_is_oom_recognises_every_backend_s_allocation_failure(error: Exception, oom: bool) -> None:
+    assert _engine.is_oom(error) is oom
+
+
+def test_results_of_freed_models_leave_the_cache_at_the_next_store(toy_factory) -> None:
+    import gc
+
+    toy = toy_factory(seed=6)
+    clone = copy.deepcopy(toy.model)
+    _clean(clone, toy)
+    assert len(_engine_cache._CACHE) == 1
+    del clone
+    gc.collect()
+    _clean(toy.model, toy)
+    entries = list(_engine_cache._CACHE.values())
+    assert len(entries) == 1 and entries[0].model() is toy.model
+    assert _engine_cache._BYTES[0] == entries[0].nbytes

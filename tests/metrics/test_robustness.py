@@ -10,7 +10,11 @@ import torch
 from _toys_a import InputXGradient, ModuleModel, blob_batch, explained_case, single_thread
 
 import harness
-from harness.metrics.robustness.sensitivity import explain_chunk, relative_changes
+from harness.metrics.robustness.sensitivity import (
+    drawn_relative_changes,
+    explain_chunk,
+    relative_changes,
+)
 
 quantus = pytest.importorskip("quantus")
 
@@ -86,6 +90,42 @@ def test_chunking_does_not_change_values(case) -> None:
     uneven = relative_changes(model, EXPLAINER, batch, targets, attribution.pixels, noise, chunk=7)
     for other in (many, auto, uneven):
         np.testing.assert_allclose(one.numpy(), other.numpy(), rtol=1e-5)
+
+
+class _Recording(InputXGradient):
+    """The real input x gradient explainer, noting how many rows each call explains."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def explain(self, model, batch, targets):  # type: ignore[no-untyped-def]
+        self.calls.append(len(batch))
+        return super().explain(model, batch, targets)
+
+
+@pytest.mark.parametrize(("chunk", "groups", "calls"), [(12, 2, 4 * [10]), (3, 1, 8 * [3, 2])])
+def test_copies_are_made_a_group_of_rows_at_a_time(case, chunk, groups, calls) -> None:
+    """Memory holds one group's copies (chunk // S rows, at least one), never all N x S."""
+    model, batch, targets, attribution = case
+    s = 5
+    noise = (
+        torch.rand(len(batch), s, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    ) * 0.2
+    drawn: list[tuple[int, int]] = []
+
+    def draw(lo: int, hi: int) -> torch.Tensor:
+        drawn.append((lo, hi))
+        return noise[lo:hi]
+
+    explainer = _Recording()
+    changes = drawn_relative_changes(
+        model, explainer, batch, targets, attribution.pixels, s, draw, chunk=chunk
+    )
+    assert len(batch) == 8
+    assert all(hi - lo == groups for lo, hi in drawn) and drawn[-1][1] == len(batch)
+    assert explainer.calls == calls
+    whole = relative_changes(model, EXPLAINER, batch, targets, attribution.pixels, noise)
+    np.testing.assert_allclose(changes.numpy(), whole.numpy(), rtol=1e-5)
 
 
 def test_explain_chunk_splits_evenly_within_the_budget() -> None:

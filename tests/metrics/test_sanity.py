@@ -299,3 +299,19 @@ def test_spearman_of_raw_maps_equals_scipy_on_prepared_maps(absolute: bool) -> N
         for row in range(6):
             expected = scipy.stats.spearmanr(pa[row].flatten(), pb[layer, row].flatten())[0]
             assert float(rho[layer, row]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_reset_layer_is_reset_parameters_under_the_seed_and_keeps_the_global_stream() -> None:
+    from harness.metrics.sanity.model_randomisation import reset_layer
+
+    layer, expected = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(3, 4, 3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        expected.reset_parameters()
+    torch.manual_seed(123)
+    reference_draw = torch.rand(3)
+    torch.manual_seed(123)
+    reset_layer(layer, 7)
+    assert torch.equal(torch.rand(3), reference_draw)  # the global generator did not move
+    for name, value in expected.state_dict().items():
+        assert torch.equal(layer.state_dict()[name], value), name

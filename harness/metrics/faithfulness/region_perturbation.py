@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
@@ -32,6 +33,19 @@ def patch_ids(h: int, w: int, patch: int, device: torch.device) -> tuple[Tensor,
     n_w = (w + left + right) // patch
     n_patches = ((h + top + bottom) // patch) * n_w
     return (rows[:, None] * n_w + cols[None, :]).reshape(-1), n_patches
+
+
+def patch_sums(pixels: Tensor, patch: int) -> Tensor:
+    """Return the summed attribution (N, patches) of every patch, in :func:`patch_ids` order.
+
+    A padded view summed over each patch's pixels: deterministic on every
+    device (a scatter-add with atomics is not on CUDA) and padding adds zeros.
+    """
+    n, h, w = pixels.shape
+    (top, bottom), (left, right) = _padding(h, patch), _padding(w, patch)
+    padded = F.pad(pixels, (left, right, top, bottom))
+    n_h, n_w = padded.shape[1] // patch, padded.shape[2] // patch
+    return padded.view(n, n_h, patch, n_w, patch).sum(dim=(2, 4)).reshape(n, -1)
 
 
 class RegionPerturbation(ExplanationMetric):
@@ -113,9 +127,7 @@ class RegionPerturbation(ExplanationMetric):
         C.check_baseline(self.name, self.baseline)
         n, _, h, w = images.shape
         ids, n_patches = patch_ids(h, w, patch, images.device)
-        sums = torch.zeros(n, n_patches, device=images.device, dtype=pixels.dtype)
-        sums.index_add_(1, ids, pixels.reshape(n, -1))
-        patch_rank = C.ranks(sums, descending=order == "morf")
+        patch_rank = C.ranks(patch_sums(pixels, patch), descending=order == "morf")
         pixel_rank = patch_rank[:, ids]
         steps = min(regions, n_patches) + 1  # step 0: the unperturbed image
         counts = torch.arange(steps, device=images.device)

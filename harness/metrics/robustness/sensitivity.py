@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
@@ -53,6 +54,9 @@ def explain_chunk(device: torch.device, shape: tuple[int, ...], total: int) -> i
     return -(-max(1, total) // calls)
 
 
+Noise = Callable[[int, int], Tensor]
+
+
 def relative_changes(
     model: Model,
     explainer: Explainer,
@@ -62,34 +66,74 @@ def relative_changes(
     noise: Tensor,
     chunk: int | None = None,
 ) -> Tensor:
+    """Return (N, S) ``||a(x + noise_s) - a(x)|| / ||a(x)||`` for (N, S, C, H, W) ``noise``.
+
+    :func:`drawn_relative_changes` with the rows of a tensor drawn up front.
+    """
+    return drawn_relative_changes(
+        model, explainer, batch, targets, reference, noise.shape[1], lambda lo, hi: noise[lo:hi],
+        chunk,
+    )  # fmt: skip
+
+
+def drawn_relative_changes(
+    model: Model,
+    explainer: Explainer,
+    batch: Batch,
+    targets: Tensor,
+    reference: Tensor,
+    samples: int,
+    noise: Noise,
+    chunk: int | None = None,
+) -> Tensor:
     """Return (N, S) ``||a(x + noise_s) - a(x)|| / ||a(x)||`` (Frobenius norms).
 
-    All N x S perturbed copies are stacked row-major (row 0's S copies first)
-    and explained ``chunk`` rows per call (None: :func:`explain_chunk`; an
-    out-of-memory error halves the chunk and retries); a single call takes
-    the stacked batch as it is. A zero reference map has no scale; its row
-    reports the absolute change ``||a(x + noise_s)||``.
-
-    Parameters
-    ----------
-    noise : Tensor
-        (N, S, C, H, W) perturbations, added to ``batch.images``.
+    ``noise(lo, hi)`` returns the (hi - lo, S, C, H, W) perturbations of rows
+    ``lo:hi``, added to ``batch.images``. Rows are perturbed a group at a time
+    (as many rows' S copies as fit in a chunk, at least one row) and the
+    copies explained ``chunk`` per call (None: :func:`explain_chunk`; an
+    out-of-memory error halves the chunk and retries), so memory holds one
+    group, never all N x S copies. A batch whose copies fit in one chunk is
+    explained as it is. A zero reference map has no scale; its row reports
+    the absolute change ``||a(x + noise_s)||``.
     """
-    if batch.images is None:
+    images = batch.images
+    if images is None:
         raise CapabilityError("sensitivity needs image inputs")
-    n, s = noise.shape[:2]
+    n, s = len(batch), int(samples)
     total = n * s
-    images = (noise + batch.images.detach().unsqueeze(1)).reshape(total, *noise.shape[2:])
-    copies = replace(batch, images=None).repeat_interleave(s).with_images(images)
-    repeated = targets.repeat_interleave(s)
     size = int(chunk) if chunk else explain_chunk(images.device, tuple(images.shape[1:]), total)
+    changes = torch.empty((n, s), dtype=torch.float64, device=images.device)
+    lo = 0
+    while lo < n:
+        hi = min(n, lo + max(1, size // s))
+        rows = batch if hi - lo == n else batch.index(torch.arange(lo, hi))
+        perturbed = (noise(lo, hi) + images[lo:hi].detach().unsqueeze(1)).flatten(0, 1)
+        copies = replace(rows, images=None).repeat_interleave(s).with_images(perturbed)
+        maps, size = _explain_chunks(
+            model, explainer, copies, targets[lo:hi].repeat_interleave(s), size
+        )
+        ref = reference[lo:hi].reshape(hi - lo, 1, -1).double()
+        scale = ref.norm(dim=2)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        diff = maps.reshape(hi - lo, s, -1).double().sub_(ref)
+        changes[lo:hi] = diff.norm(dim=2) / scale
+        lo = hi
+    return changes
+
+
+def _explain_chunks(
+    model: Model, explainer: Explainer, copies: Batch, targets: Tensor, size: int
+) -> tuple[Tensor, int]:
+    """Explain ``copies`` ``size`` rows per call, halving on out-of-memory; (maps, final size)."""
+    total = len(copies)
     maps: list[Tensor] = []
     start = 0
     while start < total:
         stop = min(total, start + size)
         part = copies if stop - start == total else copies.index(torch.arange(start, stop))
         try:
-            out = explainer.explain(model, part, repeated[start:stop]).pixels
+            out = explainer.explain(model, part, targets[start:stop]).pixels
         except RuntimeError as exc:
             if not _engine.is_oom(exc) or size == 1:
                 raise
@@ -100,12 +144,7 @@ def relative_changes(
             continue
         maps.append(out)  # type: ignore[arg-type]
         start = stop
-    perturbed = torch.cat(maps).reshape(n, s, -1).double()
-    ref = reference.reshape(n, 1, -1).double()
-    scale = ref.norm(dim=2)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    changes: Tensor = (perturbed - ref).norm(dim=2) / scale
-    return changes
+    return (maps[0] if len(maps) == 1 else torch.cat(maps)), size
 
 
 class _Sensitivity(ExplanationMetric):
@@ -146,19 +185,22 @@ class _Sensitivity(ExplanationMetric):
                 plugin=self.name,
             )
         n, s = len(batch), int(self.n_samples)
-        noise = torch.empty(
-            (n, s, *batch.images.shape[1:]),
-            device=batch.images.device,
-            dtype=batch.images.dtype,
-        )
+        images = batch.images
         # each row from its own generator keyed by (seed, sample id): no batch dependence;
         # max and avg share the salt, so one global seed gives both the same draws
         seeds = row_seeds("robustness.sensitivity", base_seed(None), batch.ids)
-        uniform_rows(seeds, noise.shape[1:], out=noise)
-        # in place: the same numbers as (rand * 2 - 1) * radius, without two temporaries
-        noise = noise.mul_(2).sub_(1).mul_(self.radius)
-        changes = relative_changes(
-            model, explainer, batch, targets, attribution.pixels, noise, self.chunk
+        radius = float(self.radius)
+
+        def noise(lo: int, hi: int) -> Tensor:
+            out = torch.empty(
+                (hi - lo, s, *images.shape[1:]), device=images.device, dtype=images.dtype
+            )
+            uniform_rows(seeds[lo:hi], out.shape[1:], out=out)
+            # in place: the same numbers as (rand * 2 - 1) * radius, without two temporaries
+            return out.mul_(2).sub_(1).mul_(radius)
+
+        changes = drawn_relative_changes(
+            model, explainer, batch, targets, attribution.pixels, s, noise, self.chunk
         )
         notes = {}
         if n >= 3 and s >= 2:
@@ -182,10 +224,10 @@ class MaxSensitivity(_Sensitivity):
     rounding. Each row's draws come from its own generator, seeded from the
     sample id and one seed drawn from torch's global generator (seeded by the
     runner), so a row's value does not depend on the other rows of the batch.
-    All perturbed copies of all rows are stacked and explained ``chunk`` rows
-    per call. ``notes["run_agreement"]`` is the Spearman correlation across
-    rows between the values of the first and second half of the draws (1 =
-    rows ranked identically).
+    Perturbed copies are made for as many rows as fit in a chunk at a time
+    and explained ``chunk`` rows per call. ``notes["run_agreement"]`` is the
+    Spearman correlation across rows between the values of the first and
+    second half of the draws (1 = rows ranked identically).
 
     Parameters
     ----------

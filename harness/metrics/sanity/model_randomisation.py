@@ -32,18 +32,27 @@ _TAGS = MetricTags(
 )
 
 
-def _reset(layer: nn.Module, seed: int, device: torch.device) -> None:
-    """Re-initialise ``layer`` as under ``torch.manual_seed(seed)``; the global RNG is restored.
+def reset_layer(layer: nn.Module, seed: int) -> None:
+    """Re-initialise ``layer`` as ``reset_parameters`` does on the CPU under ``torch.manual_seed(seed)``.
 
-    Seeds only the generators in use (the CPU one, and CUDA's for a CUDA model):
-    ``torch.manual_seed`` also initialises every other backend lazily, which
-    costs about a millisecond per call.
+    The weights are the same on every device: a layer elsewhere (e.g. CUDA,
+    whose generator gives other numbers, and depends on the GPU for large
+    tensors) is re-initialised as a CPU copy whose state is then loaded into
+    it. Only torch's CPU generator is seeded, inside ``fork_rng``, so the
+    global random state is unchanged (``torch.manual_seed`` would also
+    initialise every other backend, about a millisecond per call).
     """
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    if all(t.device.type == "cpu" for t in layer.state_dict().values()):
+        _reset_on_cpu(layer, seed)
+    else:
+        twin = copy.deepcopy(layer).cpu()
+        _reset_on_cpu(twin, seed)
+        layer.load_state_dict(twin.state_dict())
+
+
+def _reset_on_cpu(layer: nn.Module, seed: int) -> None:
+    with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
-        if device.type == "cuda":
-            torch.cuda.manual_seed(seed)
         layer.reset_parameters()  # type: ignore[operator]
 
 
@@ -131,7 +140,7 @@ class _ModelRandomisation(ExplanationMetric):
         pending: list[Tensor] = []
         parts: list[tuple[Tensor, Tensor, Tensor]] = []
         for i, (name, layer) in enumerate(layers):
-            _reset(layer, self.seed + 1, model.device)
+            reset_layer(layer, self.seed + 1)
             pending.append(explainer.explain(randomised, batch, targets).pixels)  # type: ignore[arg-type]
             if not self._cascading:  # independent: back to the caller's (untouched) weights
                 layer.load_state_dict(originals[i][1].state_dict())

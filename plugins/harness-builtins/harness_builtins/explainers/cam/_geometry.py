@@ -24,7 +24,6 @@ gradient of a random canvas) gives None, and the caller resizes plainly.
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
 import weakref
 from collections import OrderedDict
@@ -65,7 +64,7 @@ def feature_geometry(module: nn.Module, layer: nn.Module, channels: int) -> Geom
 
     Cell ``(i, j)`` of the layer's (h, w) output is centred at input pixel
     ``(stride_y * i + offset_y, stride_x * j + offset_x)``. The geometry is
-    measured on a linearised deep copy on the module's device (see the module
+    measured on a linearised deep copy on the CPU (see the module
     docstring); ``module`` itself is never modified. It depends on the
     architecture only, so results are cached by (module class, architecture,
     layer name, channels): a re-initialised or deep-copied model (as the
@@ -128,14 +127,12 @@ def feature_geometry(module: nn.Module, layer: nn.Module, channels: int) -> Geom
 
 def _measure(module: nn.Module, name: str, channels: int) -> Geometry:
     """Linearise a copy of ``module`` and measure the geometry of its layer ``name``."""
-    first = next(itertools.chain(module.parameters(), module.buffers()), None)
-    device = first.device if first is not None else torch.device("cpu")
-    net = copy.deepcopy(module)
+    net = copy.deepcopy(module)  # the geometry is the architecture's: same on every device
     _linearise(net)
-    net.to(device=device, dtype=torch.float32).eval()
+    net.to(device="cpu", dtype=torch.float32).eval()
     layer = net.get_submodule(name)
-    stride_y, offset_y = _axis(net, layer, channels, device, axis=0)
-    stride_x, offset_x = _axis(net, layer, channels, device, axis=1)
+    stride_y, offset_y = _axis(net, layer, channels, axis=0)
+    stride_x, offset_x = _axis(net, layer, channels, axis=1)
     return stride_y, offset_y, stride_x, offset_x
 
 
@@ -178,9 +175,7 @@ def _linearise(net: nn.Module) -> None:
         param.requires_grad_(False)
 
 
-def _axis(
-    net: nn.Module, layer: nn.Module, channels: int, device: torch.device, axis: int
-) -> tuple[float, float]:
+def _axis(net: nn.Module, layer: nn.Module, channels: int, axis: int) -> tuple[float, float]:
     """Return (stride, offset) along ``axis`` (0 rows, 1 columns) from growing strip canvases.
 
     The strip is long along ``axis`` and ``_NARROW`` pixels across: box filters
@@ -192,7 +187,7 @@ def _axis(
         for across in sorted({min(_NARROW, length), length}):
             shape = (length, across) if axis == 0 else (across, length)
             try:
-                found = _measure_strip(net, layer, channels, shape, device, axis)
+                found = _measure_strip(net, layer, channels, shape, axis)
             except _GeometryError:
                 raise
             except Exception as exc:  # a too small input for some layer: try a wider canvas
@@ -211,7 +206,6 @@ def _measure_strip(
     layer: nn.Module,
     channels: int,
     shape: tuple[int, int],
-    device: torch.device,
     axis: int,
 ) -> tuple[float, float] | None:
     """Return (stride, offset) along ``axis`` on one canvas, or None if the field does not fit."""
@@ -224,7 +218,7 @@ def _measure_strip(
     # positive and random: the linearised copy's gradient does not depend on the values,
     # but a maximum the copy still takes (a functional max-pool) then scatters it
     generator = torch.Generator().manual_seed(0)
-    canvas = (0.5 + torch.rand(1, channels, *shape, generator=generator)).to(device)
+    canvas = 0.5 + torch.rand(1, channels, *shape, generator=generator)
     canvas.requires_grad_(True)
     handle = layer.register_forward_hook(stop)
     try:
