@@ -12,7 +12,7 @@ from harness_builtins.plugin import EXPLAINERS
 from harness.contracts import Explainer, Modality, Need, Output
 from harness.plugin_manager import get_registries
 
-STOCHASTIC = {"control.random", "captum.lime", "captum.kernel_shap", "captum.smoothgrad"}
+STOCHASTIC = {"captum.lime", "captum.kernel_shap", "captum.smoothgrad"}
 GRADIENT_FREE = {"control.random", "control.sobel", "captum.lime", "captum.kernel_shap"}
 GRADIENT_FREE |= {"captum.occlusion", "control.mask"}
 

@@ -54,6 +54,27 @@ def test_random_is_reproducible_seeded_and_model_independent(
     assert tiny_cnn.calls == 0 and other.calls == 0
 
 
+def test_random_maps_are_keyed_by_row_not_by_batch_position(
+    tiny_cnn: TinyCNN, batch: Batch
+) -> None:
+    """A row's map is the same alone, reordered or in another batch; a changed input gets new noise."""
+    explainer = RandomAttribution(seed=3)
+    targets = torch.zeros(4, dtype=torch.long)
+    whole = explainer.explain(tiny_cnn, batch, targets).pixels
+    order = torch.tensor([2, 0, 3, 1])
+    shuffled = explainer.explain(tiny_cnn, batch.index(order), targets).pixels
+    assert torch.equal(shuffled, whole[order])
+    for i in range(4):
+        alone = explainer.explain(tiny_cnn, batch.index(torch.tensor([i])), targets[:1]).pixels
+        assert torch.equal(alone[0], whole[i])
+    nudged = batch.with_images(batch.images + 1e-3)  # same ids, other pixels
+    moved = explainer.explain(tiny_cnn, nudged, targets).pixels
+    assert all(not torch.equal(moved[i], whole[i]) for i in range(4))
+    twins = batch.index(torch.tensor([0, 0]))  # one input twice: one map
+    repeated = explainer.explain(tiny_cnn, twins, targets[:2]).pixels
+    assert torch.equal(repeated[0], repeated[1]) and torch.equal(repeated[0], whole[0])
+
+
 def test_random_scores_tokens_of_text_batches(multimodal, mm_batch: Batch) -> None:
     out = RandomAttribution().explain(multimodal, mm_batch, torch.zeros(4, dtype=torch.long))
     assert out.pixels.shape == (4, 16, 16)
