@@ -175,6 +175,7 @@ def run_benchmark(options: RunOptions, registries: Registries | None = None) -> 
             "harness_version": __version__,
             "git_hash": _git_hash(),
             "device": str(device),
+            "confidence": spec.bootstrap.confidence,
         }
     )
     counts = {"ok": 0, "skipped": 0, "failed": 0}

@@ -42,8 +42,8 @@ def bootstrap_mean(
     n = x.size
     if n == 0:
         return Summary(math.nan, math.nan, math.nan, 0)
-    if n == 1 or n_boot <= 0:
-        return Summary(float(x.mean()), float(x.mean()), float(x.mean()), n)
+    if n == 1 or n_boot <= 0:  # no resampling: no interval, not a zero-width one
+        return Summary(float(x.mean()), math.nan, math.nan, n)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     means = x[idx].mean(axis=1)
@@ -67,7 +67,7 @@ def bootstrap_statistic(
     """
     value = float(statistic(np.arange(n)))
     if n < 2 or n_boot <= 0:
-        return Summary(value, value, value, n)
+        return Summary(value, math.nan, math.nan, n)
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_boot):
@@ -114,14 +114,27 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
+def signed_rank_lean(diff: np.ndarray) -> float:
+    """Return ``W+ - W-``: ranks of the nonzero ``|diff|`` (ties averaged), summed with their signs."""
+    nonzero = diff[diff != 0]
+    if nonzero.size == 0:
+        return 0.0
+    ranks = sps.rankdata(np.abs(nonzero))
+    return float(ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum())
+
+
 def paired_tests(
     scores: Mapping[str, Mapping[str, float]], higher_is_better: bool
 ) -> list[Comparison]:
     """Wilcoxon signed-rank tests between every pair of explainers, Holm-corrected.
 
     ``scores`` maps explainer -> {row id -> score}; each pair is tested on the
-    rows both have. Pairs with fewer than 5 shared rows or identical scores get
-    p = 1.
+    rows both have. Zero differences are dropped (Wilcoxon's method); the
+    normal approximation SciPy uses with ties gets a continuity correction.
+    The better explainer is the side whose signed ranks sum higher, the
+    direction the test itself measures (a mean difference can point the other
+    way); equal sums name neither. Pairs with fewer than 5 shared rows or
+    identical scores get p = 1.
     """
     names = sorted(scores)
     raw: list[tuple[str, str, int, float, float, str]] = []
@@ -133,11 +146,11 @@ def paired_tests(
             diff = xa - xb
             stat, p = math.nan, 1.0
             if len(shared) >= 5 and np.any(diff != 0):
-                res = sps.wilcoxon(xa, xb, zero_method="wilcox")
+                res = sps.wilcoxon(xa, xb, zero_method="wilcox", correction=True)
                 stat, p = float(res.statistic), float(res.pvalue)
-            mean_diff = float(diff.mean()) if len(shared) else 0.0
-            better = a if (mean_diff > 0) == higher_is_better else b
-            raw.append((a, b, len(shared), stat, p, better if mean_diff != 0 else ""))
+            lean = signed_rank_lean(diff)
+            better = "" if lean == 0 else a if (lean > 0) == higher_is_better else b
+            raw.append((a, b, len(shared), stat, p, better))
     adjusted = holm([r[4] for r in raw]) if raw else []
     return [
         Comparison(a, b, n, s, p, padj, bt)

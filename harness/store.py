@@ -24,7 +24,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     benchmark TEXT, spec_file TEXT, spec_hash TEXT, started REAL, finished REAL,
-    harness_version TEXT, git_hash TEXT, device TEXT, status TEXT
+    harness_version TEXT, git_hash TEXT, device TEXT, status TEXT, confidence REAL
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id INTEGER, dataset TEXT, model TEXT, explainer TEXT, metric TEXT,
@@ -91,6 +91,9 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(SCHEMA)
+            runs = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+            if "confidence" not in runs:  # a store written before runs recorded it
+                self.conn.execute("ALTER TABLE runs ADD COLUMN confidence REAL")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the results store: {exc}") from exc
 
@@ -103,7 +106,7 @@ class Store:
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO runs (benchmark, spec_file, spec_hash, started, harness_version,"
-                " git_hash, device, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+                " git_hash, device, status, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
                 (
                     meta.get("benchmark"),
                     meta.get("spec_file"),
@@ -112,6 +115,7 @@ class Store:
                     meta.get("harness_version"),
                     meta.get("git_hash"),
                     meta.get("device"),
+                    meta.get("confidence"),
                 ),
             )
         return int(cur.lastrowid or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harness.errors import CapabilityError
+from harness.errors import CapabilityError, ContractViolation
 from harness.planner import NO_EXPLAINER, Cell, Plugins
 from harness.progress import ProgressSink
 from harness.spec import Spec
@@ -119,7 +120,19 @@ def ok_row(
     stage_key: str,
     **kw: Any,
 ) -> ResultRow:
-    """Build the "ok" row of ``cell`` from a bootstrap summary (value, ci_low, ci_high, n)."""
+    """Build the "ok" row of ``cell`` from a bootstrap summary (value, ci_low, ci_high, n).
+
+    Raises
+    ------
+    ContractViolation
+        When the value is not a finite number (a metric returning NaN fails its cell).
+    """
+    value = float(summary["value"])
+    if not math.isfinite(value):
+        raise ContractViolation(
+            f"metric {cell.metric!r}: value on all {summary['n']} rows - expected a finite "
+            f"number, got {value}."
+        )
     return make_row(
         ctx,
         cell,

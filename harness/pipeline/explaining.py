@@ -199,7 +199,10 @@ def score_explanation(
     if len(rows) == 0:
         skip_cell(ctx, cell, "no explained row has the ground truth this metric needs")
         return
-    key = stage_key("score", metric, [attr_key, trained.model_key], ctx.spec.seed)
+    # a generation metric's cached summary holds its interval: the bootstrap settings are in its key
+    generation = isinstance(metric, GenerationMetric)
+    extra = {"bootstrap": asdict(ctx.spec.bootstrap)} if generation else None
+    key = stage_key("score", metric, [attr_key, trained.model_key], ctx.spec.seed, extra)
     batch, targets, attr = eset.batch.index(rows), eset.targets[rows], attribution.index(rows)
     ctx.progress.stage(f"{cell.metric} of {cell.explainer}")
     if isinstance(metric, GenerationMetric):

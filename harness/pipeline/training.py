@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -114,9 +114,11 @@ def score_classification(ctx: RunContext, trained: Trained, cell: Cell) -> None:
         raise ContractViolation(
             f"metric {cell.metric!r} has no explainer but is not a ClassificationMetric"
         )
-    key = stage_key("score", metric, [trained.predictions_key], ctx.spec.seed)
+    boot = ctx.spec.bootstrap  # part of the key: the cached summary holds the interval
+    key = stage_key(
+        "score", metric, [trained.predictions_key], ctx.spec.seed, {"bootstrap": asdict(boot)}
+    )
     task = trained.model.task
-    boot = ctx.spec.bootstrap
 
     def compute() -> Computed:
         def stat(idx: np.ndarray) -> float:

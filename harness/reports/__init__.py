@@ -34,10 +34,13 @@ def write_reports(store: Store, out: Path) -> list[Path]:
         "harness": run["harness_version"],
         "device": run["device"],
     }
+    confidence = run.get("confidence") or 0.95  # stores written before runs recorded it
+    level = f"{100 * confidence:g}%"
+    title = run["benchmark"] or ""
     out.mkdir(parents=True, exist_ok=True)
     return [
-        write_markdown(frame, comps, out / "leaderboard.md", run["benchmark"] or "", meta),
+        write_markdown(frame, comps, out / "leaderboard.md", title, meta, level=level),
         write_csv(frame, out / "leaderboard.csv"),
         write_json(frame, out / "results.json"),
-        write_html(frame, gallery, out / "leaderboard.html", run["benchmark"] or ""),
+        write_html(frame, gallery, out / "leaderboard.html", title, level=level),
     ]

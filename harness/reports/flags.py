@@ -105,20 +105,18 @@ def control_flags(expl: pd.DataFrame) -> list[str]:
 def _bounds(rows: pd.DataFrame, pick_high: bool) -> tuple[float, float, float]:
     """Return (value, interval low, interval high) of the row that is best for the other side.
 
-    ``pick_high`` picks the row with the highest value; a missing interval
-    falls back to the value itself.
+    ``pick_high`` picks the row with the highest value; a missing interval is NaN,
+    which compares false, so it never counts as separated.
     """
     row = rows.loc[rows["value"].idxmax() if pick_high else rows["value"].idxmin()]
-    value = float(row["value"])
-    low, high = (float(row[k]) if pd.notna(row[k]) else value for k in ("ci_low", "ci_high"))
-    return value, low, high
+    return float(row["value"]), float(row["ci_low"]), float(row["ci_high"])
 
 
 def separation_flags(expl: pd.DataFrame) -> list[str]:
     """Flag localisation metrics where the ground-truth mask does not beat random attributions.
 
-    Separated means the two bootstrap 95% intervals do not overlap, the mask's
-    on the better side: a mask that is better on average but within random's
+    Separated means the two bootstrap intervals do not overlap, the mask's on
+    the better side (a missing interval, e.g. from a single row, never separates): a mask that is better on average but within random's
     interval (e.g. top-k intersection with k far above the lesion's area) is
     flagged. With several instances of either control, the worst mask is
     compared with the best random map, so one flag covers every pair that fails.
@@ -137,10 +135,13 @@ def separation_flags(expl: pd.DataFrame) -> list[str]:
         rand, rand_low, rand_high = _bounds(randoms, pick_high=hib)
         separated = mask_low > rand_high if hib else mask_high < rand_low
         if not separated:
+            bounds = (mask_low, mask_high, rand_low, rand_high)
+            missing = any(math.isnan(b) for b in bounds)
+            why = "an interval is missing" if missing else "the intervals overlap"
             flags.append(
                 f"⚠ `{metric}` cannot separate the ground-truth mask from random attributions "
                 f"(mask {_num(mask)} [{_num(mask_low)}, {_num(mask_high)}] vs random "
-                f"{_num(rand)} [{_num(rand_low)}, {_num(rand_high)}]: the 95% intervals overlap)."
+                f"{_num(rand)} [{_num(rand_low)}, {_num(rand_high)}]: {why})."
             )
     return flags
 

@@ -109,11 +109,14 @@ def _gallery(items: list[dict[str, object]]) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>' if figures else ""
 
 
-def render_html(frame: pd.DataFrame, gallery: pd.DataFrame, title: str) -> str:
-    """Render the whole page."""
+def render_html(
+    frame: pd.DataFrame, gallery: pd.DataFrame, title: str, *, level: str = "95%"
+) -> str:
+    """Render the whole page; ``level`` names the bootstrap intervals' confidence."""
     parts = [
         f"<h1>Leaderboard: {html.escape(title)}</h1>",
-        "<p>Values: mean [95% bootstrap CI]. Click a column to sort; hover a failed or skipped cell for its reason.</p>",
+        f"<p>Values: mean over rows (a corpus score for generation metrics) [{level} bootstrap "
+        "CI]. Click a column to sort; hover a failed or skipped cell for its reason.</p>",
     ]
     for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
         parts.append(f"<h2>{html.escape(dataset)} × {html.escape(model)}</h2>")
@@ -135,7 +138,9 @@ def render_html(frame: pd.DataFrame, gallery: pd.DataFrame, title: str) -> str:
     )
 
 
-def write_html(frame: pd.DataFrame, gallery: pd.DataFrame, path: Path, title: str) -> Path:
+def write_html(
+    frame: pd.DataFrame, gallery: pd.DataFrame, path: Path, title: str, *, level: str = "95%"
+) -> Path:
     """Write ``leaderboard.html``."""
-    path.write_text(render_html(frame, gallery, title))
+    path.write_text(render_html(frame, gallery, title, level=level))
     return path

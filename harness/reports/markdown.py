@@ -35,7 +35,7 @@ def _cell(row: pd.Series, best: bool) -> str:
     return f"{text} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]{extra}"
 
 
-def _explanation_table(expl: pd.DataFrame) -> list[str]:
+def _explanation_table(expl: pd.DataFrame, level: str) -> list[str]:
     metrics = sorted(expl["metric"].unique())
     explainers = sorted(expl["explainer"].unique(), key=lambda e: (e.startswith(CONTROL_PREFIX), e))
     directions = {m: _arrow(expl[expl["metric"] == m]["higher_is_better"].iloc[0]) for m in metrics}
@@ -54,13 +54,16 @@ def _explanation_table(expl: pd.DataFrame) -> list[str]:
     if n_values:
         lines.append("")
         lines.append(
-            f"n (explained rows per cell): {', '.join(map(str, n_values))}. Values: mean [95% bootstrap CI]; ρ: run-to-run agreement of a stochastic metric."
+            f"n (explained rows per cell): {', '.join(map(str, n_values))}. Values: mean over "
+            f"rows (a corpus score for generation metrics) [{level} bootstrap CI]; ρ: split-half "
+            "agreement of a stochastic metric (Spearman across rows between the scores from "
+            "each half of its runs)."
         )
     return lines
 
 
-def _classification_table(cls: pd.DataFrame) -> list[str]:
-    lines = ["| metric | ↑/↓ | value | 95% CI | n |", "|---|---|---|---|---|"]
+def _classification_table(cls: pd.DataFrame, level: str) -> list[str]:
+    lines = [f"| metric | ↑/↓ | value | {level} CI | n |", "|---|---|---|---|---|"]
     for _, r in cls.sort_values("metric").iterrows():
         if r["status"] != "ok":
             lines.append(
@@ -109,9 +112,14 @@ def _problems(group: pd.DataFrame) -> list[str]:
 
 
 def render_markdown(
-    frame: pd.DataFrame, comparisons: pd.DataFrame, title: str, meta: dict[str, str]
+    frame: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    title: str,
+    meta: dict[str, str],
+    *,
+    level: str = "95%",
 ) -> str:
-    """Render the leaderboard of one run."""
+    """Render the leaderboard of one run; ``level`` names the bootstrap intervals' confidence."""
     lines = [HEADER, f"# Leaderboard: {title}", ""]
     lines.append(" · ".join(f"{k}: `{v}`" for k, v in meta.items() if v))
     counts = frame["status"].value_counts().to_dict()
@@ -123,9 +131,9 @@ def render_markdown(
         cls = group[group["explainer"] == NO_EXPLAINER]
         expl = group[group["explainer"] != NO_EXPLAINER]
         if not cls.empty:
-            lines += ["", "### Classification", "", *_classification_table(cls)]
+            lines += ["", "### Classification", "", *_classification_table(cls, level)]
         if not expl.empty:
-            lines += ["", "### Explanations", "", *_explanation_table(expl)]
+            lines += ["", "### Explanations", "", *_explanation_table(expl, level)]
             flags = explanation_flags(expl)
             if flags:
                 lines += ["", *flags]
@@ -139,8 +147,14 @@ def render_markdown(
 
 
 def write_markdown(
-    frame: pd.DataFrame, comparisons: pd.DataFrame, path: Path, title: str, meta: dict[str, str]
+    frame: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    path: Path,
+    title: str,
+    meta: dict[str, str],
+    *,
+    level: str = "95%",
 ) -> Path:
     """Write ``leaderboard.md``."""
-    path.write_text(render_markdown(frame, comparisons, title, meta))
+    path.write_text(render_markdown(frame, comparisons, title, meta, level=level))
     return path

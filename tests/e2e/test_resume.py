@@ -44,3 +44,28 @@ def test_sigkilled_runs_resume_to_the_uninterrupted_leaderboard(tmp_path: Path) 
     assert final.returncode == 0, final.stderr[-2000:]
     assert (out / "results.json").read_text() == (reference / "results.json").read_text()
     assert (out / "leaderboard.md").read_text() == (reference / "leaderboard.md").read_text()
+
+
+def test_new_bootstrap_settings_recompute_every_interval(tmp_path: Path) -> None:
+    """Cached classification summaries hold their interval: changed settings must not reuse them."""
+    import json
+
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SMALL_SPEC)
+    out = tmp_path / "out"
+    args = ("run", str(spec), "-o", str(out), "--no-progress")
+    assert run_cli(*args).returncode == 0
+
+    def widths() -> dict[tuple[str, str], float]:
+        rows = json.loads((out / "results.json").read_text())
+        return {(r["explainer"], r["metric"]): r["ci_high"] - r["ci_low"] for r in rows}
+
+    before = widths()
+    assert "| 95% CI |" in (out / "leaderboard.md").read_text()
+    assert run_cli(*args, "--set", "bootstrap.confidence=0.5").returncode == 0
+    after = widths()
+    assert "| 50% CI |" in (out / "leaderboard.md").read_text()
+    assert "[50% bootstrap CI]" in (out / "leaderboard.md").read_text()
+    for cell, width in before.items():
+        if width > 0:
+            assert after[cell] < width, cell

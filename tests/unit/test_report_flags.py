@@ -14,7 +14,7 @@ from harness.store import ResultRow, Store
 
 NOT_SEPARATED = (
     "⚠ `loc.blind` cannot separate the ground-truth mask from random attributions "
-    "(mask 0.400 [0.390, 0.410] vs random 0.400 [0.390, 0.410]: the 95% intervals overlap)."
+    "(mask 0.400 [0.390, 0.410] vs random 0.400 [0.390, 0.410]: the intervals overlap)."
 )
 
 
@@ -80,7 +80,7 @@ def test_direction_is_respected_for_lower_is_better_metrics() -> None:
     )
     assert separation_flags(frame) == [
         "⚠ `loc.inverted` cannot separate the ground-truth mask from random attributions "
-        "(mask 0.900 [0.890, 0.910] vs random 0.300 [0.290, 0.310]: the 95% intervals overlap)."
+        "(mask 0.900 [0.890, 0.910] vs random 0.300 [0.290, 0.310]: the intervals overlap)."
     ]
 
 
@@ -96,9 +96,12 @@ def test_a_better_mean_inside_random_intervals_is_not_a_separation() -> None:
             _row("control.random", "loc.nan", 0.1, ci_low=float("nan"), ci_high=float("nan")),
         ]
     )
+    # no interval (e.g. a single row) is no evidence of separation
     assert separation_flags(frame) == [
+        "⚠ `loc.nan` cannot separate the ground-truth mask from random attributions "
+        "(mask 0.900 [n/a, n/a] vs random 0.100 [n/a, n/a]: an interval is missing).",
         "⚠ `loc.topk` cannot separate the ground-truth mask from random attributions "
-        "(mask 0.025 [0.020, 0.031] vs random 0.025 [0.021, 0.029]: the 95% intervals overlap)."
+        "(mask 0.025 [0.020, 0.031] vs random 0.025 [0.021, 0.029]: the intervals overlap).",
     ]
 
 
@@ -118,7 +121,7 @@ def test_only_ok_localisation_cells_and_registered_names_count() -> None:
     )
     assert separation_flags(frame) == [
         "⚠ `loc.relabelled` cannot separate the ground-truth mask from random attributions "
-        "(mask 0.200 [0.190, 0.210] vs random 0.300 [0.290, 0.310]: the 95% intervals overlap)."
+        "(mask 0.200 [0.190, 0.210] vs random 0.300 [0.290, 0.310]: the intervals overlap)."
     ]
     # a relabelled mask is still a control, exempt from ranking last
     assert control_flags(frame) == []

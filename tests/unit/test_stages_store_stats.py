@@ -79,7 +79,9 @@ def test_bootstrap_mean_is_seeded_and_covers_the_mean() -> None:
     # the percentile interval of the mean is about mean +- 1.96 * sd / sqrt(n)
     half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
     assert a.ci_high - a.ci_low == pytest.approx(2 * half, rel=0.15)
-    assert bootstrap_mean([2.0]).ci_low == 2.0
+    one = bootstrap_mean([2.0])  # nothing to resample: no interval rather than a zero-width one
+    assert one.value == 2.0 and np.isnan(one.ci_low) and np.isnan(one.ci_high)
+    assert np.isnan(bootstrap_statistic(1, lambda idx: 0.5).ci_low)
 
 
 def test_bootstrap_statistic_drops_undefined_resamples() -> None:
@@ -111,3 +113,30 @@ def test_paired_tests_use_shared_rows_and_direction() -> None:
     assert c.p_value == pytest.approx(expected)
     (c,) = paired_tests({"cam": good, "random": bad}, higher_is_better=False)
     assert c.better == "random"
+
+
+def test_paired_direction_is_the_signed_rank_direction_not_the_mean() -> None:
+    """20 rows favour A by 1, one favours B by 30: the test (and the winner) is A's."""
+    rows = [f"r{i}" for i in range(21)]
+    a = dict.fromkeys(rows, 1.0)
+    b = {r: 0.0 for r in rows[:20]} | {rows[20]: 31.0}
+    assert np.mean([a[r] - b[r] for r in rows]) < 0  # the mean says B
+    (c,) = paired_tests({"A": a, "B": b}, higher_is_better=True)
+    assert c.significant and c.better == "A"
+    (c,) = paired_tests({"A": a, "B": b}, higher_is_better=False)
+    assert c.better == "B"
+    balanced = {f"s{i}": d for i, d in enumerate([1.0, -1.0, 2.0, -2.0, 3.0, -3.0])}
+    (c,) = paired_tests({"A": balanced, "B": dict.fromkeys(balanced, 0.0)}, True)
+    assert c.better == "" and not c.significant
+
+
+def test_a_metric_value_that_is_not_finite_fails_its_cell() -> None:
+    from harness.errors import ContractViolation
+    from harness.pipeline.context import ok_row
+    from harness.planner import Cell
+
+    cell = Cell(dataset="d", model="m", explainer="-", metric="classification.accuracy")
+    nan = float("nan")
+    summary = {"value": nan, "ci_low": nan, "ci_high": nan, "n": 5}
+    with pytest.raises(ContractViolation, match="on all 5 rows - expected a finite number"):
+        ok_row(None, cell, summary, seconds=0.0, stage_key="k")  # type: ignore[arg-type]
