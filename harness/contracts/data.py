@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from harness.contracts.tags import Modality, Provides, Task
+from harness.errors import DataError
 
 UNCERTAIN = -1
 MISSING = -2
@@ -148,15 +149,25 @@ class Batch:
         """Return the (N, H, W) ground-truth mask of each row's target class."""
         if self.masks is None:
             raise ValueError("batch has no masks")
-        rows = torch.arange(len(self), device=self.masks.device)
-        return self.masks[rows, targets.to(self.masks.device)]
+        return self.masks[self._per_class_rows(targets, self.masks, "masks")]
 
     def target_rationales(self, targets: Tensor) -> Tensor:
         """Return the (N, L) token rationale of each row's target class."""
         if self.rationales is None:
             raise ValueError("batch has no rationales")
-        rows = torch.arange(len(self), device=self.rationales.device)
-        return self.rationales[rows, targets.to(self.rationales.device)]
+        return self.rationales[self._per_class_rows(targets, self.rationales, "rationales")]
+
+    def _per_class_rows(self, targets: Tensor, field: Tensor, what: str) -> tuple[Tensor, Tensor]:
+        """Return (rows, targets) indexing ``field``'s (N, K, ...) per-class entries, or raise."""
+        targets = targets.to(field.device).long()
+        bad = ((targets < 0) | (targets >= field.shape[1])).nonzero().flatten()
+        if len(bad):
+            i = int(bad[0])
+            raise DataError(
+                f"batch row {self.ids[i]!r}: target {int(targets[i])} - expected a class index in "
+                f"[0, {field.shape[1]}) of its {what}, got {int(targets[i])}."
+            )
+        return torch.arange(len(self), device=field.device), targets
 
 
 @dataclass(frozen=True)

@@ -66,15 +66,27 @@ def spearman_rows(a: Tensor, b: Tensor, a_ranks: Tensor | None = None) -> tuple[
     Returns
     -------
     tuple of Tensor
-        float64 correlations of shape ``b.shape[:-(a.dim() - 1)]`` (0 where
-        undefined: a constant map) and the bool mask of pairs where it is defined.
+        float64 correlations of shape ``b.shape[:-(a.dim() - 1)]`` and the bool
+        mask of pairs where the correlation is defined. Where it is not (a
+        constant map), two constant maps score 1 (their orders are the same:
+        nothing changed, as SSIM scores two equal constant maps) and a constant
+        map against a varying one scores 0 (no association).
     """
     flat_b = b.reshape(*b.shape[: b.dim() - a.dim() + 1], -1)
     if a_ranks is not None:
-        return pearson_rows(a_ranks, rank_rows(flat_b))
-    flat_a = a.flatten(1).to(flat_b.dtype)
-    ranks = rank_rows(torch.cat([flat_a, flat_b.reshape(-1, flat_a.shape[1])]))  # one sort
-    return pearson_rows(ranks[: len(flat_a)], ranks[len(flat_a) :].reshape(flat_b.shape))
+        ranks_a, ranks_b = a_ranks, rank_rows(flat_b)
+    else:
+        flat_a = a.flatten(1).to(flat_b.dtype)
+        ranks = rank_rows(torch.cat([flat_a, flat_b.reshape(-1, flat_a.shape[1])]))  # one sort
+        ranks_a, ranks_b = ranks[: len(flat_a)], ranks[len(flat_a) :].reshape(flat_b.shape)
+    rho, defined = pearson_rows(ranks_a, ranks_b)
+    both_constant = _constant(ranks_a) & _constant(ranks_b)
+    return torch.where(both_constant, torch.ones_like(rho), rho), defined
+
+
+def _constant(ranks: Tensor) -> Tensor:
+    """Return whether each row of ranks is constant (every value tied)."""
+    return ranks.amax(-1) == ranks.amin(-1)
 
 
 def rank_agreement(first: Tensor, second: Tensor) -> float | None:

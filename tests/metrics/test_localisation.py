@@ -263,3 +263,27 @@ def test_mask_scores_best_random_worse(name: str) -> None:
         best,
         rand,
     )
+
+
+def test_top_k_rejects_a_k_that_is_not_a_positive_integer(case) -> None:
+    from harness.errors import PluginError
+
+    model, batch, targets = case
+    for k in (0, -3, 2.5):
+        with pytest.raises(PluginError, match=f"parameter k={k!r} - expected a positive integer"):
+            _ours(
+                "localisation.top_k_intersection", model, batch, targets, random_maps(12, 32), k=k
+            )
+
+
+def test_signed_relevance_mass_is_unbounded_so_none_are_declared(case) -> None:
+    model, batch, targets = case
+    inside = batch.target_masks(targets)[:1]
+    pixels = torch.where(inside, 1.0, 0.0)
+    pixels[~inside] = -(inside.sum() - 0.01) / (~inside).sum()  # the signed total is 0.01
+    value = _ours(
+        "localisation.relevance_mass", model, batch.index(torch.tensor([0])), targets[:1], pixels,
+        positive_only=False,
+    )[0]  # fmt: skip
+    assert value == pytest.approx(float(inside.sum()) / 0.01, rel=1e-3) and value > 1
+    assert harness.get_metric("localisation.relevance_mass").bounds is None

@@ -315,3 +315,15 @@ def test_reset_layer_is_reset_parameters_under_the_seed_and_keeps_the_global_str
     assert torch.equal(torch.rand(3), reference_draw)  # the global generator did not move
     for name, value in expected.state_dict().items():
         assert torch.equal(layer.state_dict()[name], value), name
+
+
+def test_constant_maps_agree_fully_and_tiny_maps_are_refused() -> None:
+    from harness.errors import CapabilityError
+
+    flat = torch.zeros(2, 5, 5)
+    varied = torch.rand(2, 5, 5, generator=torch.Generator().manual_seed(0))
+    rho, defined = spearman_rows(flat, torch.stack([flat + 3.0, varied]))
+    assert rho.tolist() == [[1.0, 1.0], [0.0, 0.0]]  # unchanged constant map / no association
+    assert not bool(defined.any())
+    with pytest.raises(CapabilityError, match="SSIM: maps of 2 x 2 px - expected at least 3 x 3"):
+        ssim_rows(torch.rand(1, 2, 2), torch.rand(1, 2, 2))

@@ -108,3 +108,18 @@ def test_attribution_index_len_and_to():
     assert only_sentences.sentences == ("y",) and only_sentences.pixels is None
     assert len(Attribution()) == 0
     assert attribution.to("cpu").pixels is not None
+
+
+def test_target_masks_name_the_row_whose_target_has_no_mask() -> None:
+    from harness.errors import DataError
+
+    masks = torch.zeros(2, 3, 4, 4, dtype=torch.bool)
+    masks[1, 2, 0, 0] = True
+    batch = Batch(ids=("a", "b"), labels=torch.tensor([0, 2]), masks=masks)
+    assert bool(batch.target_masks(torch.tensor([0, 2]))[1, 0, 0])
+    with pytest.raises(
+        DataError, match=r"batch row 'b': target 3 - expected a class index in \[0, 3\)"
+    ):
+        batch.target_masks(torch.tensor([0, 3]))
+    with pytest.raises(DataError, match="batch row 'a': target -1"):
+        batch.target_masks(torch.tensor([-1, 0]))

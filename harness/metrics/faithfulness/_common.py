@@ -29,32 +29,12 @@ from torch import Tensor
 from harness.contracts import Attribution, Batch, Model
 from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._params import choice as choice
+from harness.metrics._params import positive as positive
 from harness.metrics._sorting import argsort_rows
 
 BASELINES = ("zero", "black", "mean", "blur")
 ORDERS = ("morf", "lerf")
-
-
-def choice(metric: str, param: str, value: object, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise a PluginError."""
-    if value not in allowed:
-        raise PluginError(
-            f"metric {metric!r}: parameter {param}={value!r} - expected one of "
-            f"{', '.join(map(repr, allowed))}, got {value!r}.",
-            plugin=metric,
-        )
-    return str(value)
-
-
-def positive(metric: str, param: str, value: object) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise a PluginError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PluginError(
-            f"metric {metric!r}: parameter {param}={value!r} - expected a positive integer, "
-            f"got {value!r}.",
-            plugin=metric,
-        )
-    return value
 
 
 def check_baseline(metric: str, baseline: str | float) -> None:

@@ -83,7 +83,7 @@ class RegionPerturbation(ExplanationMetric):
     """
 
     name: ClassVar[str] = "faithfulness.region_perturbation"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: patch sums by a padded view (summation order)
     higher_is_better: ClassVar[bool] = True
     citation: ClassVar[str] = (
         "Samek et al. Evaluating the Visualization of What a Deep Neural Network Has "

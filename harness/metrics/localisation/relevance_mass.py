@@ -15,7 +15,8 @@ class RelevanceMassAccuracy(MaskMetric):
 
     As in Arras et al., only positive relevance counts (negative values are set
     to 0 first), so the score lies in [0, 1]; a map without positive relevance
-    scores 0. Quantus 0.6 sums the signed values (and divides by the batch
+    scores 0. No bounds are declared: with ``positive_only=False`` a signed
+    total near zero makes the ratio unbounded. Quantus 0.6 sums the signed values (and divides by the batch
     maximum by default); on non-negative maps it equals
     ``quantus.RelevanceMassAccuracy(abs=False, normalise=False)``.
 
@@ -34,6 +35,7 @@ class RelevanceMassAccuracy(MaskMetric):
     name: ClassVar[str] = "localisation.relevance_mass"
     version: ClassVar[str] = "1"
     citation: ClassVar[str] = "Arras, Osman, Samek, CLEVR-XAI, Information Fusion 2022"
+    bounds: ClassVar[tuple[float, float] | None] = None  # [0, 1] with positive_only=True
 
     def __init__(self, *, positive_only: bool = True) -> None:
         self.positive_only = positive_only

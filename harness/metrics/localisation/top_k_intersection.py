@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from harness.metrics._params import positive
 from harness.metrics.localisation._common import MaskMetric, expected_topk_hits
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class TopKIntersection(MaskMetric):
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
         a = pixels.flatten(1)
         n, p = a.shape
-        k = max(1, min(int(self.k), p))
+        k = min(positive(self.name, "k", self.k), p)
         if k != self.k:
             log.info("metric %r: k=%s reduced to %d (pixels per image)", self.name, self.k, k)
         ks = torch.full((n,), k, dtype=torch.long, device=a.device)

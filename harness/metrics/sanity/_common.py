@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from harness.contracts.metric import Scores
-from harness.errors import PluginError
+from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
 
 
@@ -47,6 +47,11 @@ def ssim_rows(a: Tensor, b: Tensor, win_size: int = 7) -> Tensor:
     """
     a, b = a.double(), b.double()
     h, w = a.shape[-2:]
+    if min(h, w) < 3:
+        raise CapabilityError(
+            f"SSIM: maps of {h} x {w} px - expected at least 3 x 3 (the smallest window), "
+            f"got {h} x {w}."
+        )
     win = min(win_size, h, w)
     win = win if win % 2 == 1 else win - 1
     hi = torch.maximum(a.amax((-2, -1)), b.amax((-2, -1)))

@@ -41,7 +41,7 @@ class DataRandomisation(ExplanationMetric):
     """
 
     name: ClassVar[str] = "sanity.data_randomisation"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: two constant maps score 1 (Spearman), not 0
     citation: ClassVar[str] = "Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018"
     tags: ClassVar[MetricTags] = MetricTags(
         kind=MetricKind.SANITY,

@@ -98,7 +98,7 @@ class RandomLogit(ExplanationMetric):
 
     name: ClassVar[str] = "sanity.random_logit"
     # 2: other classes keyed on sample ids (1 drew them by batch position, as Quantus).
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"  # 3: two constant maps score 1 (Spearman), not 0
     citation: ClassVar[str] = "Sixt, Granz, Landgraf, When Explanations Lie, ICML 2020"
     tags: ClassVar[MetricTags] = MetricTags(
         kind=MetricKind.SANITY,
