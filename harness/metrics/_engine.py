@@ -356,4 +356,4 @@ def clean_logits(model: Model, batch: Batch) -> Tensor:
         )
 
     tensors = [t for t in (batch.images, batch.tokens) if t is not None]
-    return shared(model, ("clean", batch.ids), tensors, compute)
+    return shared(model, ("clean", batch.ids, batch.texts), tensors, compute)

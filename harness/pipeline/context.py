@@ -56,9 +56,18 @@ def key_seed(key: str) -> int:
 
 
 def cached(
-    ctx: RunContext, key: str, what: str, compute: Callable[[], Computed]
+    ctx: RunContext,
+    key: str,
+    what: str,
+    compute: Callable[[], Computed],
+    *,
+    seed: int | None = None,
 ) -> tuple[dict[str, Tensor], Any, float]:
-    """Return a stage's tensors, data and compute seconds, computing it only once."""
+    """Return a stage's tensors, data and compute seconds, computing it only once.
+
+    The random generators are seeded with ``seed`` before computing (default:
+    derived from ``key``).
+    """
     if ctx.force and key not in ctx.forced:
         ctx.cache.drop(key)
         ctx.forced.add(key)
@@ -68,7 +77,7 @@ def cached(
         data = ctx.cache.load_data(key) if meta.get("data") else None
         log.debug("cache hit %s (%s)", what, key)
         return tensors, data, float(meta.get("seconds", 0.0))
-    seed_everything(key_seed(key))
+    seed_everything(key_seed(key) if seed is None else seed)
     start = time.perf_counter()
     computed, data = compute()
     seconds = time.perf_counter() - start

@@ -180,6 +180,18 @@ def _generation(
     return None, {"value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "notes": {}}
 
 
+def draws_seed(ctx: RunContext, trained: Trained, eset: ExplainSet) -> int:
+    """Seed of the explanation metrics of one model and explain set, the same for every explainer.
+
+    Stochastic metrics (ROAD noise, faithfulness correlation subsets,
+    sensitivity noise) draw from it when their ``seed`` is None, so every
+    explainer is scored on the same random perturbations (common random
+    numbers: the paired tests then compare explainers, not draws); each metric
+    salts its per-row seeds with its own name.
+    """
+    return key_seed(stage_key("draws", None, [trained.model_key, eset.key], ctx.spec.seed))
+
+
 def score_explanation(
     ctx: RunContext,
     trained: Trained,
@@ -199,9 +211,10 @@ def score_explanation(
     if len(rows) == 0:
         skip_cell(ctx, cell, "no explained row has the ground truth this metric needs")
         return
-    # a generation metric's cached summary holds its interval: the bootstrap settings are in its key
+    # a generation metric's cached summary holds its interval: the bootstrap settings are in its
+    # key; an explanation metric's draws are common to every explainer (see draws_seed)
     generation = isinstance(metric, GenerationMetric)
-    extra = {"bootstrap": asdict(ctx.spec.bootstrap)} if generation else None
+    extra = {"bootstrap": asdict(ctx.spec.bootstrap)} if generation else {"draws": "common"}
     key = stage_key("score", metric, [attr_key, trained.model_key], ctx.spec.seed, extra)
     batch, targets, attr = eset.batch.index(rows), eset.targets[rows], attribution.index(rows)
     ctx.progress.stage(f"{cell.metric} of {cell.explainer}")
@@ -219,7 +232,9 @@ def score_explanation(
         curves = {f"curve:{k}": v for k, v in scores.curves.items()}
         return {"values": scores.values, **curves}, {"notes": dict(scores.notes)}
 
-    tensors, data, seconds = cached(ctx, key, cell.metric, compute)
+    tensors, data, seconds = cached(
+        ctx, key, cell.metric, compute, seed=draws_seed(ctx, trained, eset)
+    )
     values = tensors["values"].double()
     boot = ctx.spec.bootstrap
     s = bootstrap_mean(

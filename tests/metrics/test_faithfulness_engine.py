@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import ClassVar
 
 import pytest
@@ -304,3 +305,24 @@ def test_results_of_freed_models_leave_the_cache_at_the_next_store(toy_factory) 
     entries = list(_engine_cache._CACHE.values())
     assert len(entries) == 1 and entries[0].model() is toy.model
     assert _engine_cache._BYTES[0] == entries[0].nbytes
+
+
+def test_schedule_results_are_not_reused_for_other_tokens() -> None:
+    """An image+text model reads the tokens: the same ids, images and maps with new tokens recompute."""
+    from harness.contracts import Attribution, Modality, Task
+    from harness.testing._select import fixture_batch, fixture_dataset, fixture_model
+
+    model = fixture_model(Modality.IMAGE_TEXT, Task.MULTILABEL)
+    batch = fixture_batch(fixture_dataset(Modality.IMAGE_TEXT, Task.MULTILABEL), rows=4)
+    targets = torch.zeros(len(batch), dtype=torch.long)
+    pixels = torch.rand(
+        len(batch), *batch.images.shape[2:], generator=torch.Generator().manual_seed(0)
+    )
+    metric = harness.get_metric("faithfulness.deletion_auc", steps=8)
+    first = metric.score(model, batch, targets, Attribution(pixels=pixels))
+    other = dataclasses.replace(batch, tokens=torch.zeros_like(batch.tokens))
+    cached = metric.score(model, other, targets, Attribution(pixels=pixels))
+    with _engine.configure(cache=False):
+        fresh = metric.score(model, other, targets, Attribution(pixels=pixels))
+    torch.testing.assert_close(cached, fresh)
+    assert not torch.equal(first, fresh)  # the tokens matter to this model

@@ -140,3 +140,25 @@ def test_a_metric_value_that_is_not_finite_fails_its_cell() -> None:
     summary = {"value": nan, "ci_low": nan, "ci_high": nan, "n": 5}
     with pytest.raises(ContractViolation, match="on all 5 rows - expected a finite number"):
         ok_row(None, cell, summary, seconds=0.0, stage_key="k")  # type: ignore[arg-type]
+
+
+def test_explanation_metrics_draw_the_same_numbers_for_every_explainer(tmp_path) -> None:
+    """The draws seed names the model and the explain set, not the explainer (common random numbers)."""
+    from types import SimpleNamespace
+
+    from harness.pipeline.context import cached
+    from harness.pipeline.explaining import draws_seed
+    from harness.stages import ArtefactCache
+
+    ctx = SimpleNamespace(spec=SimpleNamespace(seed=0), force=False, forced=set())
+    ctx.cache = ArtefactCache(tmp_path)
+    trained, eset = SimpleNamespace(model_key="m1"), SimpleNamespace(key="e1")
+    seed = draws_seed(ctx, trained, eset)  # type: ignore[arg-type]
+    assert seed != draws_seed(ctx, SimpleNamespace(model_key="m2"), eset)  # type: ignore[arg-type]
+
+    def draw() -> tuple[dict[str, torch.Tensor], None]:
+        return {"x": torch.rand(3)}, None
+
+    one, _, _ = cached(ctx, "score-of-explainer-a", "a", draw, seed=seed)  # type: ignore[arg-type]
+    two, _, _ = cached(ctx, "score-of-explainer-b", "b", draw, seed=seed)  # type: ignore[arg-type]
+    assert torch.equal(one["x"], two["x"])

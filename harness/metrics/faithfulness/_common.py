@@ -175,7 +175,7 @@ def schedule_curve(
         raise ValueError("schedule_curve needs images")
     hw = images.shape[-2] * images.shape[-1]
     steps = math.ceil(hw / k) + 1
-    request = ("schedule", batch.ids, str(baseline), k, insert, output, descending)
+    request = ("schedule", batch.ids, batch.texts, str(baseline), k, insert, output, descending)
 
     def compute() -> Tensor:
         rank = ranks(pixels.reshape(len(pixels), -1), descending=descending)
@@ -185,7 +185,8 @@ def schedule_curve(
         make = threshold_maker(images, inside, outside, rank, steps, counts)
         return _engine.evaluate(model, batch, targets, steps, make, output=output)
 
-    return _engine.shared(model, request, [images, targets, pixels], compute)
+    tensors = [t for t in (images, targets, pixels, batch.tokens) if t is not None]
+    return _engine.shared(model, request, tensors, compute)
 
 
 def step_curve(

@@ -205,7 +205,8 @@ class FaithfulnessCorrelation(ExplanationMetric):
             agreement = rank_agreement(first, second)
             if agreement is not None:  # None when one half is constant across rows
                 notes["run_agreement"] = agreement
+                # Spearman-Brown for all runs; it extrapolates a positive reliability only
                 notes["run_agreement_full"] = (
-                    2 * agreement / (1 + agreement) if agreement > -1 else -1.0
+                    2 * agreement / (1 + agreement) if agreement > 0 else agreement
                 )
         return Scores(values=values, curves={"delta": deltas}, notes=notes)
