@@ -80,3 +80,18 @@ def test_other_classes_never_the_target_and_uniform() -> None:
         targets[perm], 4, salt="sanity.random_logit", seed=0, ids=[ids[i] for i in perm]
     )
     np.testing.assert_array_equal(moved, others[perm])
+
+
+def test_multilabel_other_classes_are_negative_labels_when_there_are_any() -> None:
+    labels = torch.tensor([[1, 1, 0, 0, -1]] * 200 + [[1, 1, 1, 1, 1]] * 200)
+    targets = torch.zeros(400, dtype=torch.long)
+    ids = [f"s{i}" for i in range(400)]
+    others = other_classes(
+        targets, 5, salt="sanity.random_logit", seed=0, ids=ids, allowed=labels == 0
+    )
+    assert set(others[:200].tolist()) == {2, 3}  # the negatives only, both drawn
+    assert set(others[200:].tolist()) == {1, 2, 3, 4}  # no negative: every other class
+    alone = other_classes(
+        targets[5:6], 5, salt="sanity.random_logit", seed=0, ids=ids[5:6], allowed=labels[5:6] == 0
+    )
+    assert alone.item() == others[5].item()  # keyed by sample id, not by batch

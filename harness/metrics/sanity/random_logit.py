@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from harness.contracts.metric import ExplanationMetric, Scores
-from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
+from harness.contracts.tags import MetricKind, MetricTags, Modality, Need, Task
 from harness.errors import CapabilityError
 from harness.metrics import _draws, _engine
 from harness.metrics.sanity._common import check_similarity, compare_maps
@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 
 def other_classes(
-    targets: Tensor, num_classes: int, *, salt: str, seed: int, ids: Sequence[str]
+    targets: Tensor,
+    num_classes: int,
+    *,
+    salt: str,
+    seed: int,
+    ids: Sequence[str],
+    allowed: Tensor | None = None,
 ) -> Tensor:
     """Draw, per row, a class uniformly among the ``num_classes - 1`` other than its target.
 
@@ -30,11 +36,25 @@ def other_classes(
     sample id only, never on its batch neighbours or position; ``j`` maps to
     ``j + (j >= target)``, the j-th class of the ascending list without the
     target. The modulo of a 63-bit hash biases ``j`` by less than ``K / 2**63``.
+    ``allowed`` (N, K) bool narrows each row's choice to its allowed classes
+    other than the target (the j-th of them, ``j`` modulo their count); a row
+    with none draws among all the others.
     """
-    k = int(num_classes) - 1
-    j = [s % k for s in _draws.row_seeds(salt, int(seed), ids)]
-    drawn = torch.tensor(j, dtype=torch.long, device=targets.device)
-    return drawn + (drawn >= targets).long()
+    seeds = _draws.row_seeds(salt, int(seed), ids)
+    if allowed is None:
+        k = int(num_classes) - 1
+        drawn = torch.tensor([s % k for s in seeds], dtype=torch.long, device=targets.device)
+        return drawn + (drawn >= targets).long()
+    rows = torch.arange(len(targets), device=targets.device)
+    pool = allowed.to(targets.device).bool().clone()
+    pool[rows, targets] = False
+    others = torch.ones_like(pool)
+    others[rows, targets] = False
+    pool = torch.where(pool.any(dim=1, keepdim=True), pool, others)
+    counts = pool.sum(dim=1).tolist()
+    j = torch.tensor([s % c for s, c in zip(seeds, counts, strict=True)], device=targets.device)
+    hit = (pool.cumsum(dim=1) == (j + 1).view(-1, 1)) & pool
+    return hit.long().argmax(dim=1)
 
 
 def score_other_classes(
@@ -70,7 +90,9 @@ class RandomLogit(ExplanationMetric):
 
     The explainer re-explains the same inputs for a class drawn uniformly among
     the others, and each row's two maps are compared; lower is better (a
-    class-sensitive explanation changes). ``similarity="ssim"`` is the
+    class-sensitive explanation changes). For a multi-label model the class is
+    drawn among the row's negative labels (label 0; any other class when it has
+    none): another finding present in the image may rightly share the map. ``similarity="ssim"`` is the
     default, as in ``quantus.RandomLogit``; Quantus applies scikit-image's SSIM
     to the flattened maps (a 1-D signal), whereas this computes the 2-D SSIM of
     the images (validated against ``skimage.metrics.structural_similarity``), as
@@ -98,7 +120,8 @@ class RandomLogit(ExplanationMetric):
 
     name: ClassVar[str] = "sanity.random_logit"
     # 2: other classes keyed on sample ids (1 drew them by batch position, as Quantus).
-    version: ClassVar[str] = "3"  # 3: two constant maps score 1 (Spearman), not 0
+    # 3: two constant maps score 1 (Spearman), not 0; 4: multi-label draws among negative labels
+    version: ClassVar[str] = "4"
     citation: ClassVar[str] = "Sixt, Granz, Landgraf, When Explanations Lie, ICML 2020"
     tags: ClassVar[MetricTags] = MetricTags(
         kind=MetricKind.SANITY,
@@ -133,7 +156,12 @@ class RandomLogit(ExplanationMetric):
             raise CapabilityError(
                 f"metric {self.name!r} needs a model with at least 2 outputs", plugin=self.name
             )
-        others = other_classes(targets, num_classes, salt=self.name, seed=self.seed, ids=batch.ids)
+        negatives = None
+        if model.task is Task.MULTILABEL and batch.labels.dim() == 2:
+            negatives = batch.labels == 0
+        others = other_classes(
+            targets, num_classes, salt=self.name, seed=self.seed, ids=batch.ids, allowed=negatives
+        )
         return score_other_classes(
             model,
             batch,
