@@ -69,8 +69,8 @@ def uniform_rows(
     device, so no copy crosses devices; a device without generators draws on
     the CPU and copies. The same seed gives the same row on the CPU anywhere;
     CUDA's generator gives other numbers, and for rows of more than about a
-    million draws they can also depend on the GPU model. ``out``, if given, is filled and
-    returned (its device and dtype are used); it may be a strided view, e.g.
+    million draws they can also depend on the GPU model. ``out``, if given, is
+    filled and returned (its device and dtype are used); it may be a strided view, e.g.
     ``buffer.permute(1, 0, 2)`` to lay rows side by side, and each row holds
     the same numbers as a contiguous draw.
     """

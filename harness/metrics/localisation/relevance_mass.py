@@ -16,8 +16,9 @@ class RelevanceMassAccuracy(MaskMetric):
     As in Arras et al., only positive relevance counts (negative values are set
     to 0 first), so the score lies in [0, 1]; a map without positive relevance
     scores 0. No bounds are declared: with ``positive_only=False`` a signed
-    total near zero makes the ratio unbounded. Quantus 0.6 sums the signed values (and divides by the batch
-    maximum by default); on non-negative maps it equals
+    total near zero makes the ratio unbounded. Quantus 0.6 sums the signed
+    values (and divides by the batch maximum by default); on non-negative maps
+    it equals
     ``quantus.RelevanceMassAccuracy(abs=False, normalise=False)``.
 
     Parameters

@@ -41,15 +41,10 @@ def other_classes(
     with none draws among all the others.
     """
     seeds = _draws.row_seeds(salt, int(seed), ids)
-    if allowed is None:
-        k = int(num_classes) - 1
-        drawn = torch.tensor([s % k for s in seeds], dtype=torch.long, device=targets.device)
-        return drawn + (drawn >= targets).long()
     rows = torch.arange(len(targets), device=targets.device)
-    pool = allowed.to(targets.device).bool().clone()
-    pool[rows, targets] = False
-    others = torch.ones_like(pool)
+    others = torch.ones((len(targets), int(num_classes)), dtype=torch.bool, device=targets.device)
     others[rows, targets] = False
+    pool = others if allowed is None else allowed.to(targets.device).bool() & others
     pool = torch.where(pool.any(dim=1, keepdim=True), pool, others)
     counts = pool.sum(dim=1).tolist()
     j = torch.tensor([s % c for s, c in zip(seeds, counts, strict=True)], device=targets.device)
@@ -92,8 +87,8 @@ class RandomLogit(ExplanationMetric):
     the others, and each row's two maps are compared; lower is better (a
     class-sensitive explanation changes). For a multi-label model the class is
     drawn among the row's negative labels (label 0; any other class when it has
-    none): another finding present in the image may rightly share the map. ``similarity="ssim"`` is the
-    default, as in ``quantus.RandomLogit``; Quantus applies scikit-image's SSIM
+    none): another finding present in the image may rightly share the map.
+    ``similarity="ssim"`` is the default, as in ``quantus.RandomLogit``; Quantus applies scikit-image's SSIM
     to the flattened maps (a 1-D signal), whereas this computes the 2-D SSIM of
     the images (validated against ``skimage.metrics.structural_similarity``), as
     the SSIM of Adebayo et al. is meant. Each row's other class is keyed on
