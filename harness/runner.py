@@ -10,6 +10,7 @@ import contextlib
 import logging
 import subprocess
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -113,26 +114,30 @@ def _broken_dataset_cells(spec: Spec, plugins: Plugins, dkey: str) -> list[Cell]
 
 
 def store_comparisons(store: Store, run_id: int) -> None:
-    """Paired Wilcoxon tests between explainers on shared rows, per dataset x model x metric."""
+    """Paired Wilcoxon tests between explainers, per dataset x model x metric.
+
+    Rows are paired by (sample, target) and tested per sample (a multi-label
+    image's rows are averaged first: see :func:`harness.stats.paired_tests`).
+    """
     rows = store.query(
         "SELECT r.dataset, r.model, r.metric, r.explainer, r.higher_is_better, s.sample_id, s.target, s.value "
         "FROM results r JOIN sample_scores s USING (run_id, dataset, model, explainer, metric) "
         "WHERE r.run_id = ? AND r.status = 'ok'",
         (run_id,),
     )
-    groups: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
+    groups: dict[tuple[str, str, str], dict[str, dict[tuple[str, int], float]]] = {}
     direction: dict[tuple[str, str, str], bool] = {}
     for r in rows:
         g = (r["dataset"], r["model"], r["metric"])
-        groups.setdefault(g, {}).setdefault(r["explainer"], {})[
-            f"{r['sample_id']}:{r['target']}"
-        ] = r["value"]
+        groups.setdefault(g, {}).setdefault(r["explainer"], {})[(r["sample_id"], r["target"])] = r[
+            "value"
+        ]
         direction[g] = bool(r["higher_is_better"])
     out = []
     for g, scores in sorted(groups.items()):
         if len(scores) < 2:
             continue
-        for c in paired_tests(scores, direction[g]):
+        for c in paired_tests(scores, direction[g], sample=itemgetter(0)):
             out.append(
                 (*g, c.a, c.b, c.n, c.statistic, c.p_value, c.p_adjusted, c.better, "wilcoxon+holm")
             )

@@ -176,7 +176,9 @@ def _generation(
         return metric.compute([hyps[i] for i in idx], [refs[i] for i in idx])
 
     boot = ctx.spec.bootstrap
-    s = bootstrap_statistic(len(hyps), stat, n_boot=boot.n, confidence=boot.confidence, seed=seed)
+    s = bootstrap_statistic(
+        len(hyps), stat, groups=batch.ids, n_boot=boot.n, confidence=boot.confidence, seed=seed
+    )
     return None, {"value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "notes": {}}
 
 
@@ -211,10 +213,12 @@ def score_explanation(
     if len(rows) == 0:
         skip_cell(ctx, cell, "no explained row has the ground truth this metric needs")
         return
-    # a generation metric's cached summary holds its interval: the bootstrap settings are in its
-    # key; an explanation metric's draws are common to every explainer (see draws_seed)
+    # a generation metric's cached summary holds its interval: the bootstrap settings (samples
+    # resampled with all their rows) are in its key; an explanation metric's draws are common to
+    # every explainer (see draws_seed)
     generation = isinstance(metric, GenerationMetric)
-    extra = {"bootstrap": asdict(ctx.spec.bootstrap)} if generation else {"draws": "common"}
+    resampling = {"bootstrap": asdict(ctx.spec.bootstrap), "resample": "samples"}
+    extra = resampling if generation else {"draws": "common"}
     key = stage_key("score", metric, [attr_key, trained.model_key], ctx.spec.seed, extra)
     batch, targets, attr = eset.batch.index(rows), eset.targets[rows], attribution.index(rows)
     ctx.progress.stage(f"{cell.metric} of {cell.explainer}")
@@ -238,7 +242,11 @@ def score_explanation(
     values = tensors["values"].double()
     boot = ctx.spec.bootstrap
     s = bootstrap_mean(
-        values.numpy(), n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key)
+        values.numpy(),
+        groups=batch.ids,
+        n_boot=boot.n,
+        confidence=boot.confidence,
+        seed=key_seed(key),
     )
     samples = [(batch.ids[i], int(targets[i]), float(values[i])) for i in range(len(values))]
     curves = {

@@ -116,7 +116,7 @@ def render_html(
     parts = [
         f"<h1>Leaderboard: {html.escape(title)}</h1>",
         f"<p>Values: mean over rows (a corpus score for generation metrics) [{level} bootstrap "
-        "CI]. Click a column to sort; hover a failed or skipped cell for its reason.</p>",
+        "CI, resampling samples with all their rows]. Click a column to sort; hover a failed or skipped cell for its reason.</p>",
     ]
     for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
         parts.append(f"<h2>{html.escape(dataset)} × {html.escape(model)}</h2>")

@@ -55,7 +55,8 @@ def _explanation_table(expl: pd.DataFrame, level: str) -> list[str]:
         lines.append("")
         lines.append(
             f"n (explained rows per cell): {', '.join(map(str, n_values))}. Values: mean over "
-            f"rows (a corpus score for generation metrics) [{level} bootstrap CI]; ρ: split-half "
+            f"rows (a corpus score for generation metrics) [{level} bootstrap CI, resampling "
+            "samples with all their rows]; ρ: split-half "
             "agreement of a stochastic metric (Spearman across rows between the scores from "
             "each half of its runs)."
         )
@@ -83,7 +84,8 @@ def _comparison_lines(comps: pd.DataFrame) -> list[str]:
     sig = comps[comps["p_adjusted"] < 0.05]
     lines = [
         "",
-        "Paired Wilcoxon signed-rank tests on per-row scores, Holm-corrected per metric; "
+        "Paired Wilcoxon signed-rank tests on per-sample scores (a sample's rows averaged), "
+        "Holm-corrected per metric; "
         f"{len(sig)} of {len(comps)} differences significant at p < 0.05 (better > worse):",
     ]
     for metric, rows in sig.groupby("metric", sort=True):

@@ -65,7 +65,7 @@ def test_new_bootstrap_settings_recompute_every_interval(tmp_path: Path) -> None
     assert run_cli(*args, "--set", "bootstrap.confidence=0.5").returncode == 0
     after = widths()
     assert "| 50% CI |" in (out / "leaderboard.md").read_text()
-    assert "[50% bootstrap CI]" in (out / "leaderboard.md").read_text()
+    assert "[50% bootstrap CI, resampling samples" in (out / "leaderboard.md").read_text()
     for cell, width in before.items():
         if width > 0:
             assert after[cell] < width, cell

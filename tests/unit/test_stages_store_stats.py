@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from _core_plugins import Gradient
 from scipy import stats as sps
 
+from harness import stats as stats_module
 from harness.errors import DataError
 from harness.stages import ArtefactCache, stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic, holm, paired_tests
@@ -96,6 +98,65 @@ def test_bootstrap_statistic_drops_undefined_resamples() -> None:
 
         s = bootstrap_statistic(4, stat, n_boot=200)
         assert s.value == 0.5 and s.ci_low < 0.5 < s.ci_high
+
+
+def test_bootstrap_resamples_samples_with_all_their_rows() -> None:
+    """Rows of one sample move together: k copies of each row give the per-sample interval."""
+    x = np.random.default_rng(2).normal(0.0, 1.0, size=40)
+    per_sample = bootstrap_mean(x, seed=5)
+    ids = [f"s{i}" for i in range(40)]
+    assert bootstrap_mean(x, groups=ids, seed=5) == per_sample  # one row each: unchanged
+    tripled = bootstrap_mean(np.repeat(x, 3), groups=np.repeat(ids, 3).tolist(), seed=5)
+    assert (tripled.value, tripled.ci_low, tripled.ci_high) == pytest.approx(
+        (per_sample.value, per_sample.ci_low, per_sample.ci_high), abs=1e-12
+    )
+    assert tripled.n == 120
+    naive = bootstrap_mean(np.repeat(x, 3), seed=5)  # rows as samples: about 1/sqrt(3) as wide
+    assert naive.ci_high - naive.ci_low < 0.7 * (tripled.ci_high - tripled.ci_low)
+    # unequal rows per sample: every resample's mean is over the rows it drew
+    uneven = bootstrap_mean([0.0, 0.0, 0.0, 1.0], groups=["a", "a", "a", "b"], n_boot=400)
+    assert uneven.value == 0.25 and uneven.ci_low == 0.0 and uneven.ci_high == 1.0
+    assert np.isnan(bootstrap_mean([1.0, 2.0], groups=["a", "a"]).ci_low)  # one sample
+    with pytest.raises(DataError, match="3 group labels for 2 rows"):
+        bootstrap_mean([1.0, 2.0], groups=["a", "b", "c"])
+
+
+def test_bootstrap_statistic_passes_whole_samples() -> None:
+    groups = ["a", "a", "b", "c", "c", "c"]
+    seen: list[np.ndarray] = []
+
+    def stat(idx: np.ndarray) -> float:
+        seen.append(idx)
+        return float(len(idx))
+
+    bootstrap_statistic(6, stat, groups=groups, n_boot=50)
+    members = {"a": [0, 1], "b": [2], "c": [3, 4, 5]}
+    for idx in seen[1:]:
+        rows = idx.tolist()
+        while rows:  # the resample is a sequence of whole samples, rows in order
+            sample = next(g for g, m in members.items() if rows[: len(m)] == m)
+            rows = rows[len(members[sample]) :]
+    assert len({len(idx) for idx in seen[1:]}) > 1  # samples of different sizes were drawn
+
+
+def test_paired_tests_average_the_rows_of_a_sample() -> None:
+    rng = np.random.default_rng(4)
+    a = {(f"s{i}", 0): float(v) for i, v in enumerate(rng.uniform(0.4, 1.0, 12))}
+    b = {(f"s{i}", 0): float(v) for i, v in enumerate(rng.uniform(0.0, 0.6, 12))}
+    (single,) = paired_tests({"A": a, "B": b}, True, sample=itemgetter(0))
+    # each sample explained for three targets with the same scores: three times the rows,
+    # the same evidence
+    a3 = {(s, t): v for (s, _), v in a.items() for t in range(3)}
+    b3 = {(s, t): v for (s, _), v in b.items() for t in range(3)}
+    (clustered,) = paired_tests({"A": a3, "B": b3}, True, sample=itemgetter(0))
+    assert (clustered.n, clustered.p_value) == (single.n, single.p_value) == (12, single.p_value)
+    (as_rows,) = paired_tests({"A": a3, "B": b3}, True)
+    assert as_rows.n == 36 and as_rows.p_value < clustered.p_value / 10
+    # a sample's differences are averaged over the rows both explainers have
+    a2 = {("x", 0): 1.0, ("x", 1): 0.0, ("y", 0): 3.0}
+    b2 = {("x", 0): 0.0, ("x", 1): 2.0, ("y", 0): 3.0, ("y", 1): 9.0}
+    diff = stats_module._paired_differences(a2, b2, itemgetter(0))
+    assert diff.tolist() == [-0.5, 0.0]
 
 
 def test_holm_matches_hand_computation() -> None:
