@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from harness.api import get_dataset, get_explainer, get_metric, get_model, list_plugins
+    from harness.arrays import score
     from harness.contracts import (
         Attribution,
         Batch,
@@ -92,10 +93,12 @@ __all__ = [
     "get_model",
     "hookimpl",
     "list_plugins",
+    "score",
 ]
 
 _SOURCES = {
     "harness.api": ("get_dataset", "get_explainer", "get_metric", "get_model", "list_plugins"),
+    "harness.arrays": ("score",),
     "harness.errors": (
         "CapabilityError",
         "ContractViolation",

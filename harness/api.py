@@ -13,11 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from harness.contracts import Dataset, Explainer, Metric, Model
+from harness.errors import PluginError
 from harness.plugin_manager import get_registries
 
 
 def _make(kind: str, name: str, params: dict[str, Any]) -> Any:
     cls = get_registries().kind(kind).get(name)
+    unknown = sorted(set(params) - set(cls.param_names()))
+    if unknown:
+        raise PluginError(
+            f"{kind.removesuffix('s')} {name!r}: unknown parameter(s) {unknown}; expected some "
+            f"of {sorted(cls.param_names())} (harness describe {name})",
+            plugin=name,
+        )
     return cls(**params)
 
 

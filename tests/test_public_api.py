@@ -45,6 +45,7 @@ EXPECTED = [
     "get_model",
     "hookimpl",
     "list_plugins",
+    "score",
 ]
 
 
@@ -91,3 +92,18 @@ def test_score_attributions_in_a_notebook_without_a_spec() -> None:
     explainer = harness.get_explainer("control.random", seed=1)
     assert explainer.get_params()["seed"] == 1
     assert explainer.explain(model, batch, torch.tensor([0, 1])).pixels.shape == (2, 4, 4)
+    # an unknown parameter names itself and the accepted ones (not a bare TypeError)
+    import pytest
+
+    with pytest.raises(harness.PluginError, match=r"metric 'localisation.relevance_mass': unknown"):
+        harness.get_metric("localisation.relevance_mass", postive_only=True)
+    # the same scores from plain arrays, Quantus-style: no TorchModel, Batch or Attribution
+    values = harness.score(
+        "localisation.relevance_mass",
+        model.module,
+        batch.images.numpy(),
+        [1, 1],
+        pixels.numpy(),
+        s_batch=masks[:, 1].numpy(),
+    ).values
+    assert values.tolist() == [1.0, 0.25]

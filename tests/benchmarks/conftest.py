@@ -41,6 +41,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
+from harness.arrays import ModuleModel
 from harness.contracts import (
     Attribution,
     Batch,
@@ -56,20 +57,6 @@ from harness.metrics import _engine
 THREADS = int(os.environ.get("HARNESS_BENCH_THREADS", "2"))
 DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 _DATA_TAG = "bench-data"
-
-
-class BenchModel(TorchModel):
-    """A TorchModel around a given module (the benchmark's stand-in for a built-in model)."""
-
-    name: ClassVar[str] = "bench.module"
-
-    def __init__(self, *, net: nn.Module | None = None) -> None:
-        self.net = net
-
-    def _build_module(self, info: DatasetInfo) -> nn.Module:
-        if self.net is None:
-            raise ValueError("BenchModel needs net")
-        return self.net
 
 
 class InputXGradient(Explainer):
@@ -179,7 +166,7 @@ def build_setup(
     threadpool_limits(THREADS)  # NumPy's BLAS (Quantus) gets as many threads as torch
     torch.manual_seed(seed)
     net = make_net()
-    model = BenchModel(net=net)
+    model = ModuleModel(net=net)
     model.build(DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b"), image_size=(size, size)))
     images, blob = _images(n, size, seed)
     with torch.no_grad():
