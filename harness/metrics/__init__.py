@@ -29,6 +29,8 @@ METRICS: Mapping[str, str] = {
     "faithfulness.correlation": f"{_P}.faithfulness.faithfulness_correlation:FaithfulnessCorrelation",
     "faithfulness.road": f"{_P}.faithfulness.road:ROAD",
     "faithfulness.monotonicity": f"{_P}.faithfulness.monotonicity:Monotonicity",
+    "faithfulness.comprehensiveness": f"{_P}.faithfulness.eraser:Comprehensiveness",
+    "faithfulness.sufficiency": f"{_P}.faithfulness.eraser:Sufficiency",
     # localisation
     "localisation.pointing_game": f"{_P}.localisation.pointing_game:PointingGame",
     "localisation.relevance_mass": f"{_P}.localisation.relevance_mass:RelevanceMassAccuracy",

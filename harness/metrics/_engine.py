@@ -29,7 +29,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import torch
@@ -209,16 +209,16 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def _forwarder(
-    model: Model, batch: Batch, example: Tensor, total: int
+    model: Model, batch: Batch, example: Tensor, total: int, perturbs: str
 ) -> Callable[[Tensor, Tensor], Tensor]:
-    """Return ``forward(rows, images) -> logits``.
+    """Return ``forward(rows, inputs) -> logits`` for perturbed ``perturbs`` ("images" or "tokens").
 
     A frozen graph if one is verified; else, for an image-only TorchModel, its
     module called on the images (checked as ``model.logits`` checks them);
-    else ``model.logits`` on the chunk's rows with their images replaced.
+    else ``model.logits`` on the chunk's rows with that field replaced.
     """
     fast = direct = None
-    if batch.tokens is None:
+    if perturbs == "images" and batch.tokens is None:
         build = total >= CONFIG.freeze_min_images
         fast = fast_forward(model, example, enabled=CONFIG.freeze, build=build)
         direct = plain_module(model)
@@ -229,7 +229,11 @@ def _forwarder(
         elif direct is not None:
             out = check_logits(direct(images), len(images), model=model)
         else:
-            out = model.logits(batch.index(rows).with_images(images))
+            rows_batch = batch.index(rows)
+            if perturbs == "tokens":
+                out = model.logits(replace(rows_batch, tokens=images))
+            else:
+                out = model.logits(replace(rows_batch, images=images))
         for stats in _COUNTERS:
             stats.calls += 1
             stats.images += len(images)
@@ -265,11 +269,13 @@ def _run_chunks(
     steps: int,
     make: Callable[[Tensor], Tensor],
     reduce: Callable[[Tensor, Tensor], Tensor],
+    perturbs: str = "images",
 ) -> Tensor:
-    """Evaluate ``total`` perturbed images in adaptive chunks; ``reduce(logits, rows)``."""
+    """Evaluate ``total`` perturbed inputs (``perturbs``) in chunks; ``reduce(logits, rows)``."""
     tune_allocator()
     device = model.device
-    shape = () if batch.images is None else tuple(batch.images.shape[1:])
+    source = getattr(batch, perturbs)
+    shape = () if source is None else tuple(source.shape[1:])
     key = (model_key(model, weights=False), shape)
     chunk = _chunk_for(model, shape)
     parts: list[Tensor] = []
@@ -283,7 +289,7 @@ def _run_chunks(
             try:
                 images = make(flat)
                 if forward is None:
-                    forward = _forwarder(model, batch, images, total)
+                    forward = _forwarder(model, batch, images, total, perturbs)
                 logits = forward(rows, images)
             except RuntimeError as exc:
                 if not is_oom(exc) or chunk == 1:
@@ -315,21 +321,25 @@ def evaluate(
     make: Callable[[Tensor], Tensor],
     *,
     output: str = "probability",
+    perturbs: str = "images",
 ) -> Tensor:
     """Return the (N, steps) target scores of perturbed copies built by ``make``.
 
     Parameters
     ----------
     model, batch, targets
-        The model, the unperturbed batch (its non-image fields ride along) and
+        The model, the unperturbed batch (its other fields ride along) and
         the (N,) target class per row.
     steps : int
         Perturbed copies per row.
     make : callable
-        ``make(flat_idx)`` returns the images (M, C, H, W) for flat indices
-        ``flat_idx`` (M,) on the model's device: row ``i // steps``, step ``i % steps``.
+        ``make(flat_idx)`` returns the perturbed inputs for flat indices ``flat_idx``
+        (M,) on the model's device: row ``i // steps``, step ``i % steps``; images
+        (M, C, H, W), or token ids (M, L) when ``perturbs="tokens"``.
     output : {"probability", "logit", "correct"}
         Score of the target class, see :func:`target_scores`.
+    perturbs : {"images", "tokens"}, default="images"
+        The batch field ``make`` builds.
     """
     if output not in OUTPUTS:
         raise ValueError(f"engine: output {output!r} - expected one of {OUTPUTS}")
@@ -338,9 +348,8 @@ def evaluate(
     def reduce(logits: Tensor, rows: Tensor) -> Tensor:
         return target_scores(model, logits, targets.index_select(0, rows), output)
 
-    return _run_chunks(model, batch, len(batch) * steps, steps, make, reduce).view(
-        len(batch), steps
-    )
+    total = len(batch) * steps
+    return _run_chunks(model, batch, total, steps, make, reduce, perturbs).view(len(batch), steps)
 
 
 def clean_logits(model: Model, batch: Batch) -> Tensor:

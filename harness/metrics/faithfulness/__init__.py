@@ -2,7 +2,8 @@
 
 Modules (registered lazily in :mod:`harness.metrics`): ``deletion_insertion``
 (RISE deletion / insertion AUC), ``pixel_flipping`` and ``region_perturbation``
-(AOPC), ``faithfulness_correlation``, ``road`` and ``monotonicity``. All of
+(AOPC), ``faithfulness_correlation``, ``road``, ``monotonicity`` and ``eraser``
+(comprehensiveness and sufficiency of token attributions). All of
 them evaluate perturbed copies through :mod:`harness.metrics._engine`.
 Nothing heavy is imported here.
 """
