@@ -38,6 +38,7 @@ METRICS: Mapping[str, str] = {
     "localisation.attribution_localisation": f"{_P}.localisation.attribution_localisation:AttributionLocalisation",
     "localisation.top_k_intersection": f"{_P}.localisation.top_k_intersection:TopKIntersection",
     "localisation.auprc": f"{_P}.localisation.auprc:AUPRC",
+    "localisation.rationale_auprc": f"{_P}.localisation.rationale_auprc:RationaleAUPRC",
     "localisation.iou": f"{_P}.localisation.iou_hit_rate:IoU",
     "localisation.hit_rate": f"{_P}.localisation.iou_hit_rate:HitRate",
     # sanity checks

@@ -33,10 +33,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from harness.contracts import Batch, Model, Task
 from harness.contracts.validation import check_logits
+from harness.errors import ContractViolation
 from harness.metrics._allocator import keep_freed_memory
 from harness.metrics._engine_cache import (
     cache_clear,
@@ -262,6 +263,26 @@ def target_scores(model: Model, logits: Tensor, targets: Tensor, output: str) ->
     return (logits.argmax(dim=1, keepdim=True) == targets).squeeze(1).to(logits.dtype)
 
 
+def require_eval(model: Model) -> None:
+    """Raise a ContractViolation when any module of ``model`` is in training mode.
+
+    Batch norm and dropout in training mode make a row's score depend on its
+    chunk (and update running statistics): a metric needs a fixed model.
+    """
+    module = getattr(model, "module", None)
+    if not isinstance(module, nn.Module):
+        return
+    training = [repr(name or "(root)") for name, m in module.named_modules() if m.training]
+    if training:
+        more = f" and {len(training) - 3} more" if len(training) > 3 else ""
+        raise ContractViolation(
+            f"model {model.name!r}: module(s) {', '.join(training[:3])}{more} in training mode - "
+            "expected eval mode for metrics (batch norm and dropout would make scores depend on "
+            "the batch); call .eval()",
+            plugin=model.name,
+        )
+
+
 def _run_chunks(
     model: Model,
     batch: Batch,
@@ -272,6 +293,7 @@ def _run_chunks(
     perturbs: str = "images",
 ) -> Tensor:
     """Evaluate ``total`` perturbed inputs (``perturbs``) in chunks; ``reduce(logits, rows)``."""
+    require_eval(model)
     tune_allocator()
     device = model.device
     source = getattr(batch, perturbs)
@@ -358,6 +380,7 @@ def clean_logits(model: Model, batch: Batch) -> Tensor:
 
     def compute() -> Tensor:
         if images is None:
+            require_eval(model)
             with torch.inference_mode():
                 return model.logits(batch).float()
         return _run_chunks(

@@ -6,13 +6,16 @@ served only after the stored copies of the request's tensors (images,
 targets, attributions) compare equal to the new ones, so a batch with the
 same ids but different pixels never receives stale results.
 
-Weights fingerprint: for every parameter and buffer, its storage address, its
-in-place version counter and its shape, plus the float sum of every tensor.
-The version counter catches in-place updates (``reset_parameters``,
-``load_state_dict``, optimiser steps); the sums also catch writes through
-``.data``, which bypass the version counter; a deep copy (as sanity checks
-make) is a different object, and entries hold a weak reference to their model
-so a freed model's id can never be confused with a new one.
+Weights fingerprint: the train/eval mode of every submodule, and for every
+parameter and buffer (persistent or not) its storage address, its in-place
+version counter and its shape, plus two float checksums of every tensor (its
+sum and its sum weighted by position). The version counter catches in-place
+updates (``reset_parameters``, ``load_state_dict``, optimiser steps); the
+checksums also catch writes through ``.data``, which bypass the version
+counter, including permutations (e.g. reordered class rows), which keep the
+plain sum; a deep copy (as sanity checks make) is a different object, and
+entries hold a weak reference to their model so a freed model's id can never
+be confused with a new one.
 
 Inside :func:`weights_pinned` (a metric evaluation: its forward passes never
 write weights) the float sums of a module are computed once and reused while
@@ -64,20 +67,42 @@ def weights_pinned() -> Iterator[None]:
         _PINNED.clear()
 
 
+_RAMPS: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+
+def _ramp(t: Tensor) -> Tensor:
+    """Return position weights 1, 2, ... (as many as ``t`` has values) on ``t``'s device."""
+    key = (t.device, t.dtype)
+    ramp = _RAMPS.get(key)
+    if ramp is None or len(ramp) < t.numel():
+        size = 1 << (t.numel() - 1).bit_length()  # powers of two: few regrowths
+        ramp = torch.arange(1, size + 1, device=t.device).to(t.dtype)
+        _RAMPS[key] = ramp
+    return ramp[: t.numel()]
+
+
+def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
+    """Sum (float64) and position-weighted sum (a BLAS dot product) of each floating tensor."""
+    floats = [t.detach().reshape(-1) for t in tensors if t.is_floating_point() and t.numel()]
+    if not floats:
+        return ()
+    wide = [t if t.dtype in (torch.float32, torch.float64) else t.float() for t in floats]
+    with torch.no_grad():
+        sums = [
+            s for t in wide for s in (t.sum(dtype=torch.float64), torch.dot(t, _ramp(t)).double())
+        ]
+        return tuple(torch.stack(sums).tolist())
+
+
 def weights_fingerprint(module: nn.Module) -> tuple[Hashable, ...]:
-    """Return a fingerprint that changes whenever any parameter or buffer changes."""
-    tensors = [t for t in module.state_dict(keep_vars=True).values() if isinstance(t, Tensor)]
+    """Return a fingerprint that changes whenever any parameter, buffer or module mode changes."""
+    tensors = [t for _, t in module.named_parameters()] + [t for _, t in module.named_buffers()]
     layout = tuple((t.data_ptr(), t._version, tuple(t.shape), str(t.dtype)) for t in tensors)
-    head = (module.training, layout)
+    head = (tuple(m.training for m in module.modules()), layout)
     pinned = _PINNED[0].get(module) if _PINNED else None
     if pinned is not None and pinned[:2] == head:
         return pinned
-    floats = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]
-    sums: tuple[float, ...] = ()
-    if floats:
-        with torch.no_grad():
-            sums = tuple(torch.stack([t.sum(dtype=torch.float64) for t in floats]).tolist())
-    fingerprint = (*head, sums)
+    fingerprint = (*head, _checksums(tensors))
     if _PINNED:
         _PINNED[0][module] = fingerprint
     return fingerprint
@@ -95,7 +120,11 @@ def model_key(model: object, *, weights: bool = True) -> Hashable | None:
         return ident
     if not isinstance(module, nn.Module):
         return None
-    return (ident, getattr(model, "task", None), weights_fingerprint(module))
+    try:
+        fingerprint = weights_fingerprint(module)
+    except RuntimeError:  # inference-mode tensors keep no version counter: not cachable
+        return None
+    return (ident, getattr(model, "task", None), fingerprint)
 
 
 def _same(a: Tensor, b: Tensor) -> bool:

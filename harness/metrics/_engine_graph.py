@@ -8,8 +8,9 @@ input shape, dtype, device), freezes and optimises it
 constants, convolutions use MKL-DNN where that pays; measured on this CPU
 with ResNet18 at 64 x 64: 1.86x eager at 1 thread, 2.6x at 2 threads, logits
 equal to 1e-6) and checks the graph's logits against eager ones on two batch
-sizes. When tracing fails, or the logits differ by more
-than ``RTOL``/``ATOL``, the model is marked eager for that key and nothing is
+sizes. When tracing fails or warns (a ``TracerWarning``: Python control flow
+on tensor values, which a trace would freeze in one branch), or the logits
+differ by more than ``RTOL``/``ATOL``, the model is marked eager for that key and nothing is
 logged above DEBUG: the eager path is always correct, only slower.
 
 A frozen graph bakes the weights in, so the cache is keyed by the weights
@@ -26,6 +27,7 @@ from collections.abc import Callable, Hashable
 
 import torch
 from torch import Tensor, nn
+from torch.jit._trace import TracerWarning
 
 from harness.contracts import Model, TorchModel
 from harness.metrics._engine_cache import weights_fingerprint
@@ -83,10 +85,13 @@ def _build(module: nn.Module, example: Tensor) -> Forward | None:
     sample = example[: min(len(example), 4)].clone()
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # a trace records one path: data-dependent Python (``if x.max() > t``) would be frozen
+        # in whichever branch the sample took, and verifying on the sample cannot see it
+        warnings.simplefilter("error", TracerWarning)
         sample = sample.clone()
         try:
             traced = torch.jit.trace(module, sample, check_trace=False).eval()  # type: ignore[no-untyped-call]
-        except Exception as exc:  # noqa: BLE001 - any tracing failure means "use eager"
+        except Exception as exc:  # noqa: BLE001 - any tracing failure or warning means eager
             log.debug("tracing %s failed: %s", type(module).__name__, exc)
             return None
         for optimise in (torch.jit.optimize_for_inference, torch.jit.freeze):
@@ -110,12 +115,15 @@ def fast_forward(
     if not enabled or not _plain_forward(model) or not example.is_floating_point():
         return None
     module = getattr(model, "module", None)
-    if not isinstance(module, nn.Module) or module.training:
+    if not isinstance(module, nn.Module) or any(m.training for m in module.modules()):
         return None
     stored = _GRAPHS.get(module)
     if stored is None and not build:
         return None  # nothing built for this module: skip fingerprinting its weights
-    fingerprint = weights_fingerprint(module)
+    try:
+        fingerprint = weights_fingerprint(module)
+    except RuntimeError:  # inference-mode tensors keep no version counter: stay eager
+        return None
     signature = (tuple(example.shape[1:]), example.dtype, example.device)
     if stored is None or stored[0] != fingerprint:
         stored = (fingerprint, {})

@@ -1,7 +1,8 @@
-"""Comprehensiveness and sufficiency (ERASER) against a plain-Python reference on token lists."""
+"""ERASER metrics: comprehensiveness, sufficiency (a plain-Python reference) and rationale AUPRC."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import ClassVar
 
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 import harness
 from harness.contracts import Batch, DatasetInfo, Modality, Task, TorchModel
-from harness.errors import PluginError
+from harness.errors import DataError, PluginError
 from harness.metrics.faithfulness.eraser import keep_tokens, top_tokens
 
 PAD = 0
@@ -172,3 +173,46 @@ def test_parameters_are_checked() -> None:
             harness.get_metric("faithfulness.sufficiency", **params).evaluate(
                 model, batch, targets, attribution
             )
+
+
+def _rationale_batch(seed: int = 2) -> tuple[Batch, Tensor, Tensor]:
+    batch, targets, scores = _batch(n=6, length=10, seed=seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    rationales = torch.rand(6, 3, 10, generator=g) < 0.35
+    rationales[:, :, 0] = True  # every class has a rationale token in every document
+    scores = torch.round(scores * 2) / 2  # ties between tokens
+    return dataclasses.replace(batch, rationales=rationales), targets, scores
+
+
+def test_rationale_auprc_equals_sklearn_on_the_document_tokens() -> None:
+    from sklearn.metrics import average_precision_score
+
+    batch, targets, scores = _rationale_batch()
+    out = harness.get_metric("localisation.rationale_auprc").score(
+        _model(), batch, targets, harness.Attribution(tokens=scores)
+    )
+    expected = []
+    for i in range(len(batch)):
+        doc = batch.tokens[i] != PAD  # padding is not part of the document
+        truth = batch.rationales[i, targets[i]][doc]
+        expected.append(average_precision_score(truth.numpy(), scores[i][doc].numpy()))
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-12)
+    perfect = batch.rationales[torch.arange(6), targets].float()
+    assert (
+        harness.get_metric("localisation.rationale_auprc")
+        .score(_model(), batch, targets, harness.Attribution(tokens=perfect))
+        .tolist()
+        == [1.0] * 6
+    )
+
+
+def test_rationale_auprc_names_rows_without_a_rationale() -> None:
+    batch, targets, scores = _rationale_batch()
+    rationales = batch.rationales.clone()
+    rationales[2] = False
+    rationales[2, :, -1] = True  # only on padding (row 2 is padded at the end)
+    batch = dataclasses.replace(batch, rationales=rationales)
+    with pytest.raises(DataError, match="no rationale token for sample\\(s\\) \\['d2'\\]"):
+        harness.get_metric("localisation.rationale_auprc").score(
+            _model(), batch, targets, harness.Attribution(tokens=scores)
+        )

@@ -115,10 +115,14 @@ def test_pixel_flipping_aopc_in_both_orders(linear, order: str) -> None:
     torch.testing.assert_close(scores.values, expected.double(), atol=1e-5, rtol=0)
 
 
-def test_pixel_flipping_rejects_an_unknown_order(linear) -> None:
+def test_pixel_flipping_rejects_an_unknown_order_or_baseline(linear) -> None:
     model, batch, targets, attribution, _ = linear
     metric = harness.get_metric("faithfulness.pixel_flipping", order="random")
     with pytest.raises(PluginError, match="order='random'"):
+        metric.evaluate(model, batch, targets, attribution)
+    # a bool is no baseline value (True would otherwise fall through to the blur)
+    metric = harness.get_metric("faithfulness.pixel_flipping", baseline=True)
+    with pytest.raises(PluginError, match="baseline=True"):
         metric.evaluate(model, batch, targets, attribution)
 
 

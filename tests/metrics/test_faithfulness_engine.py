@@ -326,3 +326,88 @@ def test_schedule_results_are_not_reused_for_other_tokens() -> None:
         fresh = metric.score(model, other, targets, Attribution(pixels=pixels))
     torch.testing.assert_close(cached, fresh)
     assert not torch.equal(first, fresh)  # the tokens matter to this model
+
+
+class BrightnessBranch(nn.Module):
+    """Python control flow on pixel values: a trace would keep the sample's branch only."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        if float(x.amax()) > 1.5:
+            x = x / 4
+        return self.net(x)
+
+
+def test_a_module_branching_on_values_runs_eager(toy, wrap) -> None:
+    module = BrightnessBranch(toy.module).eval()
+    model = wrap(module, classes=3)
+    dim = toy.batch.images.clamp(-1.0, 1.0)
+    assert fast_forward(model, dim[:2]) is None  # the tracer's warning means "do not freeze"
+    bright = dim.clone()
+    bright[4:] += 3.0  # half the rows take the other branch
+    batch = toy.batch.with_images(bright)
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=64, output="logit")
+    with _engine.configure(freeze_min_images=1):
+        frozen = metric.evaluate(model, batch, toy.targets, toy.attribution)
+    with _engine.configure(freeze=False):
+        eager = metric.evaluate(model, batch, toy.targets, toy.attribution)
+    torch.testing.assert_close(frozen.curves["logit"], eager.curves["logit"], atol=1e-6, rtol=0)
+
+
+def test_a_module_in_training_mode_is_refused_by_name(toy_factory, wrap) -> None:
+    toy = toy_factory(seed=8)
+    net = nn.Sequential(toy.module[0], nn.BatchNorm2d(6), *list(toy.module)[1:]).eval()
+    model = wrap(net, classes=3)
+    _clean(model, toy)
+    net[1].train()  # one submodule only: the root is still in eval mode
+    with pytest.raises(ContractViolation, match="module\\(s\\) '1' in training mode"):
+        _clean(model, toy)
+    metric = harness.get_metric("faithfulness.pixel_flipping", pixels_per_step=64)
+    with pytest.raises(ContractViolation, match="call .eval\\(\\)"):
+        metric.evaluate(model, toy.batch, toy.targets, toy.attribution)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(_clean(model, toy), net(toy.batch.images), atol=1e-6, rtol=0)
+
+
+def test_permuted_weights_and_non_persistent_buffers_change_the_fingerprint(
+    toy_factory, wrap
+) -> None:
+    toy = toy_factory(seed=9)
+
+    class Normalised(nn.Module):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("shift", torch.zeros(1), persistent=False)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.net(x - self.shift)
+
+    net = Normalised(toy.module).eval()
+    model = wrap(net, classes=3)
+    before = _clean(model, toy)
+    head = toy.module[-1]
+    head.weight.data.copy_(head.weight.data[[1, 0, 2]])  # class rows swapped: same sums
+    head.bias.data.copy_(head.bias.data[[1, 0, 2]])
+    swapped = _clean(model, toy)
+    torch.testing.assert_close(swapped, before[:, [1, 0, 2]], atol=1e-6, rtol=0)
+    net.shift.fill_(0.75)
+    with torch.no_grad():
+        torch.testing.assert_close(_clean(model, toy), net(toy.batch.images), atol=1e-6, rtol=0)
+
+
+def test_weights_made_in_inference_mode_are_scored_uncached(toy_factory, wrap) -> None:
+    toy = toy_factory(seed=10)
+    with torch.inference_mode():
+        net = copy.deepcopy(toy.module).eval()
+        for p in net.parameters():
+            p.copy_(p)
+        net = nn.Sequential(*[copy.deepcopy(m) for m in net])  # tensors are inference tensors
+    model = wrap(net, classes=3)
+    with torch.no_grad():
+        expected = net(toy.batch.images)
+    torch.testing.assert_close(_clean(model, toy), expected, atol=1e-6, rtol=0)

@@ -39,8 +39,8 @@ ORDERS = ("morf", "lerf")
 
 def check_baseline(metric: str, baseline: str | float) -> None:
     """Raise a PluginError unless ``baseline`` is a number or one of :data:`BASELINES`."""
-    if not isinstance(baseline, int | float):
-        choice(metric, "baseline", baseline, BASELINES)
+    if isinstance(baseline, bool) or not isinstance(baseline, int | float):
+        choice(metric, "baseline", baseline, BASELINES)  # True is no number here
 
 
 def images_of(metric: str, batch: Batch, attribution: Attribution) -> tuple[Tensor, Tensor]:

@@ -1,1 +1,1 @@
-"""Localisation metrics: attributions against ground-truth masks, forward-free and batched."""
+"""Localisation metrics: attributions against ground-truth masks (or token rationales), forward-free and batched."""
