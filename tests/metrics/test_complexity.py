@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import harness
-from harness.contracts import Attribution
+from harness.contracts import Attribution, Need
 
 quantus = pytest.importorskip("quantus")
 
@@ -110,3 +110,40 @@ def test_scale_sign_and_batch_invariance(
         np.testing.assert_allclose(_ours(name, -pixels), base, rtol=1e-9)
         np.testing.assert_allclose(_ours(name, pixels[perm]), base[perm], rtol=1e-12)
         np.testing.assert_allclose(_ours(name, pixels[:1]), base[:1], rtol=1e-12)
+
+
+@given(seed=st.integers(0, 10_000), pad=st.integers(0, 5))
+@settings(max_examples=25, deadline=None)
+def test_token_complexity_leaves_padding_out(seed: int, pad: int) -> None:
+    """Over tokens: the scores of the document's tokens alone, whatever padding follows."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = [7, 3, 5]
+    tokens = torch.zeros(3, 7 + pad, dtype=torch.long)
+    scores = torch.randn(3, 7 + pad, generator=g)
+    for i, n in enumerate(lengths):
+        tokens[i, :n] = torch.randint(1, 9, (n,), generator=g)
+    scores[1, :3] = 0.0  # an all-zero document: uniform entropy over its 3 tokens
+    batch = harness.Batch(ids=("a", "b", "c"), labels=torch.zeros(3).long(), tokens=tokens)
+    attribution = Attribution(tokens=scores)
+    for name in ("complexity.sparseness", "complexity.entropy"):
+        metric = harness.get_metric(name, over="tokens")
+        assert Need.TOKEN_ATTRIBUTIONS in metric.get_tags().needs
+        got = metric.score(MODEL, batch, torch.zeros(3).long(), attribution).numpy()
+        for i, n in enumerate(lengths):
+            a = scores[i, :n].double().abs().numpy()
+            if name.endswith("sparseness"):
+                s = np.sort(a)
+                k = np.arange(1, n + 1)
+                want = 0.0 if a.sum() == 0 else ((2 * k - n - 1) * s).sum() / (n * s.sum())
+            else:
+                p = a / a.sum() if a.sum() > 0 else np.full(n, 1 / n)
+                want = -(p[p > 0] * np.log(p[p > 0])).sum()
+            assert got[i] == pytest.approx(want, abs=1e-12), (name, i)
+    with pytest.raises(harness.CapabilityError, match="needs token attributions"):
+        harness.get_metric("complexity.entropy", over="tokens").score(
+            MODEL, BATCH.index([0]), TARGETS[:1], Attribution(pixels=random_maps(1, 32))
+        )
+    with pytest.raises(harness.PluginError, match="over='words'"):
+        harness.get_metric("complexity.entropy", over="words").score(
+            MODEL, batch, torch.zeros(3).long(), attribution
+        )

@@ -1,22 +1,89 @@
-"""Shared pieces of the complexity metrics."""
+"""Shared pieces of the complexity metrics: the features (pixels or tokens) and their magnitudes."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar
+
 from torch import Tensor
 
-from harness.contracts.data import Attribution
+from harness.contracts.metric import ExplanationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import DataError
+from harness.metrics._params import choice
+
+if TYPE_CHECKING:
+    from harness.contracts.data import Attribution, Batch
+    from harness.contracts.explainer import Explainer
+    from harness.contracts.model import Model
 
 COMPLEXITY_TAGS = MetricTags(
     kind=MetricKind.COMPLEXITY,
     needs=frozenset({Need.PIXEL_ATTRIBUTIONS}),
     modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
 )
+TOKEN_COMPLEXITY_TAGS = MetricTags(
+    kind=MetricKind.COMPLEXITY,
+    needs=frozenset({Need.TOKEN_ATTRIBUTIONS}),
+    modalities=frozenset({Modality.TEXT, Modality.IMAGE_TEXT}),
+)
+FEATURES = ("pixels", "tokens")
 
 
-def magnitudes(name: str, attribution: Attribution) -> Tensor:
-    """Return the (N, P) float64 absolute attributions of each row."""
-    if attribution.pixels is None:
-        raise DataError(f"metric {name!r}: no pixel attributions - expected (N, H, W) pixels.")
-    return attribution.pixels.flatten(1).double().abs()
+class ComplexityMetric(ExplanationMetric):
+    """Base of the complexity metrics: one score per row from its magnitudes over its features.
+
+    Parameters
+    ----------
+    over : {"pixels", "tokens"}, default="pixels"
+        Score the (N, H, W) pixel map, or the (N, L) token attributions of the
+        document (text and image+text models).
+    pad_token : int, default=0
+        With ``over="tokens"``: the padding id; padding is not part of the document.
+    """
+
+    tags: ClassVar[MetricTags] = COMPLEXITY_TAGS
+
+    def __init__(self, *, over: str = "pixels", pad_token: int = 0) -> None:
+        self.over = over
+        self.pad_token = pad_token
+
+    def get_tags(self) -> MetricTags:
+        """Pixel or token attributions, as ``over`` says (checked: the planner reads these)."""
+        tokens = choice(self.name, "over", self.over, FEATURES) == "tokens"
+        return TOKEN_COMPLEXITY_TAGS if tokens else COMPLEXITY_TAGS
+
+    def _score(
+        self,
+        model: Model,
+        batch: Batch,
+        targets: Tensor,
+        attribution: Attribution,
+        explainer: Explainer | None,
+    ) -> Tensor:
+        a, valid = magnitudes(self.name, self.over, self.pad_token, batch, attribution)
+        return self._complexity(a, valid)
+
+    def _complexity(self, a: Tensor, valid: Tensor | None) -> Tensor:
+        """Return (N,) scores of (N, P) magnitudes (zero where ``valid`` is False, if given)."""
+        raise NotImplementedError
+
+
+def magnitudes(
+    name: str, over: str, pad_token: int, batch: Batch, attribution: Attribution
+) -> tuple[Tensor, Tensor | None]:
+    """Return (N, P) float64 absolute attributions and the valid features (None: all).
+
+    Token rows keep their length: padding positions hold 0 and are marked invalid.
+    """
+    if over == "pixels":
+        if attribution.pixels is None:
+            raise DataError(f"metric {name!r}: no pixel attributions - expected (N, H, W) pixels.")
+        return attribution.pixels.flatten(1).double().abs(), None
+    if attribution.tokens is None or batch.tokens is None:
+        raise DataError(
+            f"metric {name!r}: over='tokens' needs token ids and token attributions - expected "
+            f"both, got tokens={batch.tokens is not None}, "
+            f"attributions={attribution.tokens is not None}."
+        )
+    valid = batch.tokens.to(attribution.tokens.device) != pad_token
+    return attribution.tokens.double().abs() * valid, valid

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from harness.contracts.metric import ExplanationMetric
-from harness.contracts.tags import MetricTags
-from harness.metrics.complexity._common import COMPLEXITY_TAGS, magnitudes
-
-if TYPE_CHECKING:
-    from harness.contracts.data import Attribution, Batch
-    from harness.contracts.explainer import Explainer
-    from harness.contracts.model import Model
+from harness.metrics.complexity._common import ComplexityMetric
 
 
-class EntropyComplexity(ExplanationMetric):
+class EntropyComplexity(ComplexityMetric):
     """Shannon entropy (nats) of ``p_i = |a_i| / sum_j |a_j|``; lower is simpler.
 
     ``0 log 0 = 0``. A map of zeros has no distribution; it scores ``log P``,
@@ -38,20 +30,12 @@ class EntropyComplexity(ExplanationMetric):
         "Bhatt, Weller, Moura, Evaluating and Aggregating Feature-based Model Explanations, "
         "IJCAI 2020"
     )
-    tags: ClassVar[MetricTags] = COMPLEXITY_TAGS
     higher_is_better: ClassVar[bool] = False
     bounds: ClassVar[tuple[float, float] | None] = None  # [0, log P] depends on the image size
 
-    def _score(
-        self,
-        model: Model,
-        batch: Batch,
-        targets: Tensor,
-        attribution: Attribution,
-        explainer: Explainer | None,
-    ) -> Tensor:
-        a = magnitudes(self.name, attribution)
+    def _complexity(self, a: Tensor, valid: Tensor | None) -> Tensor:
         total = a.sum(1, keepdim=True)
         p = a / torch.where(total > 0, total, torch.ones_like(total))
         h = -torch.special.xlogy(p, p).sum(1)
-        return torch.where(total.squeeze(1) > 0, h, torch.full_like(h, math.log(a.shape[1])))
+        size = torch.full_like(h, a.shape[1]) if valid is None else valid.sum(1).to(h.dtype)
+        return torch.where(total.squeeze(1) > 0, h, size.log())
