@@ -8,6 +8,8 @@ Everything is batched over rows and runs on the inputs' device.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -40,20 +42,29 @@ def rank_rows(x: Tensor) -> Tensor:
     return torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted).reshape(shape)
 
 
-def pearson_rows(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+def pearson_rows(a: Tensor, b: Tensor, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Pearson correlation along the last dimension (broadcast), and where it is defined.
 
-    A row with zero variance in ``a`` or ``b`` has no correlation; it gets 0.
+    ``valid`` (broadcast like ``a``) keeps only those positions of each row. A
+    row with zero variance in ``a`` or ``b`` has no correlation; it gets 0.
     """
-    a = a - a.mean(-1, keepdim=True)
-    b = b - b.mean(-1, keepdim=True)
+    if valid is None:
+        a = a - a.mean(-1, keepdim=True)
+        b = b - b.mean(-1, keepdim=True)
+    else:
+        w = valid.to(a.dtype)
+        count = w.sum(-1, keepdim=True).clamp(min=1)
+        a = (a - (a * w).sum(-1, keepdim=True) / count) * w
+        b = (b - (b * w).sum(-1, keepdim=True) / count) * w
     denominator = a.norm(dim=-1) * b.norm(dim=-1)
     defined = denominator > 0
     r = (a * b).sum(-1) / torch.where(defined, denominator, torch.ones_like(denominator))
     return torch.where(defined, r, torch.zeros_like(r)).clamp(-1.0, 1.0), defined
 
 
-def spearman_rows(a: Tensor, b: Tensor, a_ranks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def spearman_rows(
+    a: Tensor, b: Tensor, a_ranks: Tensor | None = None, valid: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Row-wise Spearman rank correlation (as ``scipy.stats.spearmanr``) of map stacks.
 
     ``a`` is (N, ...) and ``b`` is (..., N, ...) with the same trailing map
@@ -62,6 +73,9 @@ def spearman_rows(a: Tensor, b: Tensor, a_ranks: Tensor | None = None) -> tuple[
     maps as they are (e.g. float32, see
     :func:`harness.metrics.sanity._common.rank_maps`) rather than scaled: ranks ignore a positive scale, and float32 rows are
     ranked by the packed-key sort, several times faster than float64 ones.
+    ``valid`` (N, ...) bool, like ``a``, compares only those positions of each
+    row (e.g. a document's tokens, not its padding): the others rank above
+    every valid value and take no part in the correlation (not with ``a_ranks``).
 
     Returns
     -------
@@ -73,20 +87,29 @@ def spearman_rows(a: Tensor, b: Tensor, a_ranks: Tensor | None = None) -> tuple[
         map against a varying one scores 0 (no association).
     """
     flat_b = b.reshape(*b.shape[: b.dim() - a.dim() + 1], -1)
+    keep = None if valid is None else valid.reshape(len(valid), -1)
+    if keep is not None:
+        flat_b = flat_b.masked_fill(~keep, math.inf)
     if a_ranks is not None:
         ranks_a, ranks_b = a_ranks, rank_rows(flat_b)
     else:
         flat_a = a.flatten(1).to(flat_b.dtype)
+        if keep is not None:
+            flat_a = flat_a.masked_fill(~keep, math.inf)
         ranks = rank_rows(torch.cat([flat_a, flat_b.reshape(-1, flat_a.shape[1])]))  # one sort
         ranks_a, ranks_b = ranks[: len(flat_a)], ranks[len(flat_a) :].reshape(flat_b.shape)
-    rho, defined = pearson_rows(ranks_a, ranks_b)
-    both_constant = _constant(ranks_a) & _constant(ranks_b)
+    rho, defined = pearson_rows(ranks_a, ranks_b, keep)
+    both_constant = _constant(ranks_a, keep) & _constant(ranks_b, keep)
     return torch.where(both_constant, torch.ones_like(rho), rho), defined
 
 
-def _constant(ranks: Tensor) -> Tensor:
-    """Return whether each row of ranks is constant (every value tied)."""
-    return ranks.amax(-1) == ranks.amin(-1)
+def _constant(ranks: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Return whether each row of ranks is constant (every value tied) on its valid positions."""
+    if valid is None:
+        return ranks.amax(-1) == ranks.amin(-1)
+    high = ranks.masked_fill(~valid, -math.inf).amax(-1)
+    low = ranks.masked_fill(~valid, math.inf).amin(-1)
+    return high <= low
 
 
 def rank_agreement(first: Tensor, second: Tensor) -> float | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from _cli import run_cli
 
-from harness.contracts import MetricKind
+from harness.contracts import MetricKind, Modality
 from harness.plugin_manager import get_registries
 
 pytestmark = pytest.mark.e2e
@@ -26,9 +26,18 @@ EXPLAINERS = ("control.mask", "control.sobel", "control.random")
 
 
 def localisation_metrics() -> list[str]:
-    """Every registered metric of kind localisation, from the registry itself."""
+    """Every registered localisation metric of images, from the registry itself.
+
+    (The token rationale metric scores a rationale used as the attribution 1 in
+    ``tests/metrics/test_eraser.py``.)
+    """
     metrics = get_registries().metrics
-    return sorted(n for n in metrics.names() if metrics.get(n).tags.kind is MetricKind.LOCALISATION)
+    return sorted(
+        n
+        for n in metrics.names()
+        if metrics.get(n).tags.kind is MetricKind.LOCALISATION
+        and Modality.IMAGE in metrics.get(n).tags.modalities
+    )
 
 
 @pytest.fixture(scope="module")

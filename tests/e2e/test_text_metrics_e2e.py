@@ -70,6 +70,8 @@ def test_a_text_benchmark_scores_token_explanations(tmp_path: Path) -> None:
           - localisation.rationale_auprc
           - {name: complexity.sparseness, params: {over: tokens}}
           - localisation.pointing_game
+          - {name: sanity.random_logit, params: {over: tokens, similarity: spearman}}
+          - {name: sanity.cascading_randomisation, params: {over: tokens, max_layers: 2}}
         explain: {n: 16}
         bootstrap: {n: 200}
     """)
@@ -82,7 +84,8 @@ def test_a_text_benchmark_scores_token_explanations(tmp_path: Path) -> None:
     assert value["-", "classification.accuracy"]["value"] > 0.8  # the model learned the keywords
     for metric in (
         "faithfulness.comprehensiveness", "comp_replace", "faithfulness.sufficiency",
-        "localisation.rationale_auprc", "complexity.sparseness",
+        "localisation.rationale_auprc", "complexity.sparseness", "sanity.random_logit",
+        "sanity.cascading_randomisation",
     ):  # fmt: skip
         for explainer in ("toy.token_occlusion", "control.random"):
             assert value[explainer, metric]["status"] == "ok", (explainer, metric)
@@ -94,6 +97,8 @@ def test_a_text_benchmark_scores_token_explanations(tmp_path: Path) -> None:
     assert occlusion["comp_replace"] > random["comp_replace"]
     assert occlusion["faithfulness.sufficiency"] < random["faithfulness.sufficiency"]
     assert occlusion["localisation.rationale_auprc"] > random["localisation.rationale_auprc"]
+    # occlusion follows the model: randomising its top layers changes the token scores
+    assert occlusion["sanity.cascading_randomisation"] < 0.9
     # a pixel metric has nothing to score on a text model: skipped with its reason, not failed
     skipped = value["toy.token_occlusion", "localisation.pointing_game"]
     assert skipped["status"] == "skipped" and skipped["reason"]

@@ -10,6 +10,7 @@ from harness.contracts.metric import ExplanationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import DataError
 from harness.metrics._params import choice
+from harness.metrics._tokens import token_inputs
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -79,11 +80,5 @@ def magnitudes(
         if attribution.pixels is None:
             raise DataError(f"metric {name!r}: no pixel attributions - expected (N, H, W) pixels.")
         return attribution.pixels.flatten(1).double().abs(), None
-    if attribution.tokens is None or batch.tokens is None:
-        raise DataError(
-            f"metric {name!r}: over='tokens' needs token ids and token attributions - expected "
-            f"both, got tokens={batch.tokens is not None}, "
-            f"attributions={attribution.tokens is not None}."
-        )
-    valid = batch.tokens.to(attribution.tokens.device) != pad_token
-    return attribution.tokens.double().abs() * valid, valid
+    _, scores, valid = token_inputs(name, batch, attribution, pad_token)
+    return scores.double().abs() * valid, valid

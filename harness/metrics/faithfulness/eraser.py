@@ -13,6 +13,7 @@ from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags,
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._tokens import token_inputs
 from harness.metrics.faithfulness import _common as C
 
 if TYPE_CHECKING:
@@ -118,14 +119,7 @@ class _TokenRemoval(ExplanationMetric):
         fractions = self._fractions()
         removal = C.choice(self.name, "removal", self.removal, REMOVALS)
         output = C.choice(self.name, "output", self.output, ("probability", "logit"))
-        tokens, scores = batch.tokens, attribution.tokens
-        if tokens is None or scores is None:
-            raise PluginError(
-                f"metric {self.name!r}: needs token ids and token attributions - expected both, "
-                f"got tokens={tokens is not None}, attributions={scores is not None}.",
-                plugin=self.name,
-            )
-        valid = tokens != self.pad_token
+        tokens, scores, valid = token_inputs(self.name, batch, attribution, self.pad_token)
         top = top_tokens(scores.float(), valid, fractions)
         keep = top if self.keep_rationale else valid.unsqueeze(1) & ~top
         steps = len(fractions)

@@ -10,6 +10,7 @@ from torch import Tensor
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.errors import DataError
+from harness.metrics._tokens import token_inputs
 from harness.metrics.localisation.auprc import average_precision
 
 if TYPE_CHECKING:
@@ -62,19 +63,14 @@ class RationaleAUPRC(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Tensor:
-        tokens, scores = batch.tokens, attribution.tokens
-        if tokens is None or scores is None:
-            raise DataError(
-                f"metric {self.name!r}: needs token ids and token attributions - expected both, "
-                f"got tokens={tokens is not None}, attributions={scores is not None}."
-            )
-        valid = tokens != self.pad_token
-        rationale = batch.target_rationales(targets).bool() & valid
+        _, scores, valid = token_inputs(self.name, batch, attribution, self.pad_token)
+        rationale = batch.target_rationales(targets).bool().to(valid.device)
         if tuple(rationale.shape) != tuple(scores.shape):
             raise DataError(
                 f"metric {self.name!r}: rationales of shape {tuple(rationale.shape)} for "
                 f"attributions {tuple(scores.shape)} - expected equal (N, L) shapes."
             )
+        rationale &= valid
         empty = ~rationale.any(dim=1)
         if bool(empty.any()):
             ids = [batch.ids[i] for i in empty.nonzero().flatten().tolist()]

@@ -5,16 +5,57 @@ second stack may carry extra leading dimensions (e.g. one stack of maps per
 randomised layer, (L, N, H, W)); the first, (N, H, W), is broadcast against
 it, so a reference is ranked or filtered once however many stacks it meets.
 The rank correlation itself is :mod:`harness.metrics._correlation`.
+
+Token attributions (``over="tokens"``) are compared by Spearman over each
+document's tokens, padding left out; SSIM is an image similarity and is refused.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from harness.contracts.metric import Scores
+from harness.contracts.tags import MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
+from harness.metrics._params import choice
+
+if TYPE_CHECKING:
+    from harness.contracts.data import Attribution, Batch
+
+FEATURES = ("pixels", "tokens")
+
+
+def feature_tags(name: str, tags: MetricTags, over: str, similarity: str) -> MetricTags:
+    """Return ``tags`` for pixel maps, or their token version (checked: the planner reads them)."""
+    if choice(name, "over", over, FEATURES) == "pixels":
+        return tags
+    if similarity != "spearman":
+        raise PluginError(
+            f"{name}: similarity={similarity!r} with over='tokens' - expected 'spearman' (SSIM "
+            "compares images).",
+            plugin=name,
+        )
+    needs = (tags.needs - {Need.PIXEL_ATTRIBUTIONS}) | {Need.TOKEN_ATTRIBUTIONS}
+    return replace(tags, needs=needs, modalities=frozenset({Modality.TEXT, Modality.IMAGE_TEXT}))
+
+
+def features(attribution: Attribution, over: str) -> Tensor | None:
+    """Return the attribution's pixel maps or token scores, as ``over`` says (None if absent)."""
+    return attribution.tokens if over == "tokens" else attribution.pixels
+
+
+def valid_features(batch: Batch, over: str, pad_token: int) -> Tensor | None:
+    """Return the (N, L) non-padding tokens when comparing token scores, else None (all pixels)."""
+    if over != "tokens":
+        return None
+    if batch.tokens is None:
+        raise CapabilityError("over='tokens' needs token ids in the batch")
+    return batch.tokens != pad_token
 
 
 def box_mean(x: Tensor, win: int) -> Tensor:
@@ -103,16 +144,21 @@ def check_similarity(name: str, similarity: str) -> None:
         )
 
 
-def compare_maps(reference: Tensor, maps: Tensor, similarity: str, absolute: bool) -> Scores:
+def compare_maps(
+    reference: Tensor, maps: Tensor, similarity: str, absolute: bool, valid: Tensor | None = None
+) -> Scores:
     """Score each row's pair of (N, H, W) maps by ``similarity`` (both :func:`prepare`-d).
 
     "ssim": :func:`ssim_rows`; "spearman": :func:`spearman_rows`, with the
-    fraction of undefined (constant-map) pairs in ``notes``.
+    fraction of undefined (constant-map) pairs in ``notes``. ``valid`` (token
+    scores (N, L)): Spearman over the valid positions only.
     """
     maps = maps.to(reference.device)
     if similarity == "ssim":
         return Scores(values=ssim_rows(prepare(reference, absolute), prepare(maps, absolute)))
-    rho, defined = spearman_rows(rank_maps(reference, absolute), rank_maps(maps, absolute))
+    rho, defined = spearman_rows(
+        rank_maps(reference, absolute), rank_maps(maps, absolute), valid=valid
+    )
     return Scores(
         values=rho, notes={"undefined_spearman_fraction": float((~defined).double().mean())}
     )

@@ -16,7 +16,13 @@ from harness.contracts import Attribution, Batch, Explainer, ExplanationMetric, 
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
 from harness.metrics import _engine
-from harness.metrics.sanity._common import check_similarity, compare_maps
+from harness.metrics.sanity._common import (
+    check_similarity,
+    compare_maps,
+    feature_tags,
+    features,
+    valid_features,
+)
 
 
 class DataRandomisation(ExplanationMetric):
@@ -33,6 +39,11 @@ class DataRandomisation(ExplanationMetric):
         How the two maps of a row are compared.
     absolute : bool, default=True
         Compare absolute values of the maps.
+    over : {"pixels", "tokens"}, default="pixels"
+        Compare pixel maps, or token scores of text and image+text models
+        (Spearman over the document's tokens; needs ``similarity="spearman"``).
+    pad_token : int, default=0
+        With ``over="tokens"``: the padding id, left out of the comparison.
 
     References
     ----------
@@ -51,9 +62,22 @@ class DataRandomisation(ExplanationMetric):
     higher_is_better: ClassVar[bool] = False
     bounds: ClassVar[tuple[float, float] | None] = (-1.0, 1.0)
 
-    def __init__(self, *, similarity: str = "spearman", absolute: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        similarity: str = "spearman",
+        absolute: bool = True,
+        over: str = "pixels",
+        pad_token: int = 0,
+    ) -> None:
         self.similarity = similarity
         self.absolute = absolute
+        self.over = over
+        self.pad_token = pad_token
+
+    def get_tags(self) -> MetricTags:
+        """Pixel or token attributions, as ``over`` says."""
+        return feature_tags(self.name, self.tags, self.over, self.similarity)
 
     @_engine.engine_scope
     def _score(
@@ -66,11 +90,13 @@ class DataRandomisation(ExplanationMetric):
     ) -> Scores:
         check_similarity(self.name, self.similarity)
         twin = model.label_randomised
-        if explainer is None or attribution.pixels is None or twin is None:
+        reference = features(attribution, self.over)
+        if explainer is None or reference is None or twin is None:
             raise CapabilityError(
-                f"metric {self.name!r} needs an explainer, pixel attributions and "
+                f"metric {self.name!r} needs an explainer, {self.over} attributions and "
                 "model.label_randomised (a model trained on permuted labels)",
                 plugin=self.name,
             )
-        maps = explainer.explain(twin, batch, targets).pixels
-        return compare_maps(attribution.pixels, maps, self.similarity, self.absolute)  # type: ignore[arg-type]
+        maps = features(explainer.explain(twin, batch, targets), self.over)
+        valid = valid_features(batch, self.over, self.pad_token)
+        return compare_maps(reference, maps, self.similarity, self.absolute, valid)  # type: ignore[arg-type]

@@ -14,7 +14,15 @@ from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError, PluginError
 from harness.metrics import _engine
 from harness.metrics._correlation import spearman_rows
-from harness.metrics.sanity._common import check_similarity, prepare, rank_maps, ssim_rows
+from harness.metrics.sanity._common import (
+    check_similarity,
+    feature_tags,
+    features,
+    prepare,
+    rank_maps,
+    ssim_rows,
+    valid_features,
+)
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -57,11 +65,17 @@ def _reset_on_cpu(layer: nn.Module, seed: int) -> None:
 
 
 def _compare(
-    reference: Tensor, maps: list[Tensor], absolute: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Return (N, G) Spearman, its defined mask and SSIM of G layers' maps vs the reference."""
+    reference: Tensor, maps: list[Tensor], absolute: bool, valid: Tensor | None
+) -> tuple[Tensor, ...]:
+    """Return (N, G) Spearman, its defined mask and SSIM of G layers' maps vs the reference.
+
+    Token scores (``valid`` given) have no SSIM: only the first two are returned.
+    """
     stack = torch.stack(maps).to(reference.device)
-    rho, defined = spearman_rows(rank_maps(reference, absolute), rank_maps(stack, absolute))
+    ranks = rank_maps(reference, absolute), rank_maps(stack, absolute)
+    rho, defined = spearman_rows(*ranks, valid=valid)
+    if valid is not None:
+        return rho.T, defined.T
     ssim = ssim_rows(prepare(reference, absolute), prepare(stack, absolute))
     return rho.T, defined.T, ssim.T
 
@@ -83,12 +97,20 @@ class _ModelRandomisation(ExplanationMetric):
         similarity: str = "spearman",
         absolute: bool = True,
         seed: int = 42,
+        over: str = "pixels",
+        pad_token: int = 0,
     ) -> None:
         self.max_layers = max_layers
         self.order = order
         self.similarity = similarity
         self.absolute = absolute
         self.seed = seed
+        self.over = over
+        self.pad_token = pad_token
+
+    def get_tags(self) -> MetricTags:
+        """Pixel or token attributions, as ``over`` says."""
+        return feature_tags(self.name, self.tags, self.over, self.similarity)
 
     def _layers(self, model: Model) -> list[tuple[str, nn.Module]]:
         if self.order not in ("top_down", "bottom_up"):
@@ -124,32 +146,34 @@ class _ModelRandomisation(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        if explainer is None or attribution.pixels is None:
+        reference = features(attribution, self.over)
+        if explainer is None or reference is None:
             raise CapabilityError(
-                f"metric {self.name!r} needs an explainer and pixel attributions", plugin=self.name
+                f"metric {self.name!r} needs an explainer and {self.over} attributions",
+                plugin=self.name,
             )
+        valid = valid_features(batch, self.over, self.pad_token)
         originals = self._layers(model)
         # the caller's model is never modified; a label-randomised twin is shared, not copied
         twin = model.label_randomised
         shared: dict[int, object] = {} if twin is None or twin is model else {id(twin): twin}
         randomised = copy.deepcopy(model, shared)
         layers = self._layers(randomised)
-        reference = attribution.pixels
         # maps are compared in groups of layers, ~2**21 values each (one batched op per group)
         group = max(1, _GROUP_VALUES // reference.numel())
         pending: list[Tensor] = []
-        parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        parts: list[tuple[Tensor, ...]] = []
         for i, (name, layer) in enumerate(layers):
             reset_layer(layer, self.seed + 1)
-            pending.append(explainer.explain(randomised, batch, targets).pixels)  # type: ignore[arg-type]
+            pending.append(features(explainer.explain(randomised, batch, targets), self.over))  # type: ignore[arg-type]
             if not self._cascading:  # independent: back to the caller's (untouched) weights
                 layer.load_state_dict(originals[i][1].state_dict())
             log.debug("%s: layer %s randomised", self.name, name)
             if len(pending) == group or i == len(layers) - 1:
-                parts.append(_compare(reference, pending, self.absolute))
+                parts.append(_compare(reference, pending, self.absolute, valid))
                 pending = []
-        rho, defined, ssim = (torch.cat(p, dim=1) for p in zip(*parts, strict=True))
-        curves = {"spearman": rho, "ssim": ssim}
+        rho, defined, *ssim = (torch.cat(p, dim=1) for p in zip(*parts, strict=True))
+        curves = {"spearman": rho} | ({"ssim": ssim[0]} if ssim else {})
         values = curves[self.similarity].mean(dim=1)
         notes = {
             "layers": float(len(layers)),
@@ -187,6 +211,12 @@ class CascadingRandomisation(_ModelRandomisation):
         Compare absolute maps.
     seed : int, default=42
         Seed of the re-initialisation.
+    over : {"pixels", "tokens"}, default="pixels"
+        Compare pixel maps, or token scores of text and image+text models
+        (Spearman over the document's tokens, no SSIM curve; needs
+        ``similarity="spearman"``).
+    pad_token : int, default=0
+        With ``over="tokens"``: the padding id, left out of the comparison.
 
     References
     ----------
@@ -218,6 +248,12 @@ class IndependentRandomisation(_ModelRandomisation):
         Compare absolute maps.
     seed : int, default=42
         Seed of the re-initialisation.
+    over : {"pixels", "tokens"}, default="pixels"
+        Compare pixel maps, or token scores of text and image+text models
+        (Spearman over the document's tokens, no SSIM curve; needs
+        ``similarity="spearman"``).
+    pad_token : int, default=0
+        With ``over="tokens"``: the padding id, left out of the comparison.
 
     References
     ----------

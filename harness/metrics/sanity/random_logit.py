@@ -12,7 +12,13 @@ from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need, Task
 from harness.errors import CapabilityError
 from harness.metrics import _draws, _engine
-from harness.metrics.sanity._common import check_similarity, compare_maps
+from harness.metrics.sanity._common import (
+    check_similarity,
+    compare_maps,
+    feature_tags,
+    features,
+    valid_features,
+)
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -61,23 +67,25 @@ def score_other_classes(
     *,
     similarity: str = "ssim",
     absolute: bool = False,
+    over: str = "pixels",
+    pad_token: int = 0,
 ) -> Scores:
-    """Explain ``others`` (N,) and compare each row's map with ``attribution.pixels``.
+    """Explain ``others`` (N,) and compare each row's map with the attribution's (``over``).
 
     The part of :class:`RandomLogit` after the class draw, public so a caller
     (or a test) can score classes drawn elsewhere, e.g. by Quantus.
     """
     check_similarity(RandomLogit.name, similarity)
-    reference = attribution.pixels
-    maps = None if reference is None else explainer.explain(model, batch, others).pixels
+    reference = features(attribution, over)
+    maps = None if reference is None else features(explainer.explain(model, batch, others), over)
     if reference is None or maps is None:
         missing = "the attribution" if reference is None else "the explainer's output"
         raise CapabilityError(
-            f"{RandomLogit.name}: {missing} has no pixel maps - expected a (N, H, W) "
-            "tensor, got None.",
+            f"{RandomLogit.name}: {missing} has no {over} - expected a tensor, got None.",
             plugin=RandomLogit.name,
         )
-    return compare_maps(reference, maps, similarity, absolute)
+    valid = valid_features(batch, over, pad_token)
+    return compare_maps(reference, maps, similarity, absolute, valid)
 
 
 class RandomLogit(ExplanationMetric):
@@ -106,6 +114,11 @@ class RandomLogit(ExplanationMetric):
         Compare absolute maps (Quantus's default is signed).
     seed : int, default=42
         Seed of the class draw.
+    over : {"pixels", "tokens"}, default="pixels"
+        Compare pixel maps, or token scores of text and image+text models
+        (Spearman over the document's tokens; needs ``similarity="spearman"``).
+    pad_token : int, default=0
+        With ``over="tokens"``: the padding id, left out of the comparison.
 
     References
     ----------
@@ -126,10 +139,24 @@ class RandomLogit(ExplanationMetric):
     higher_is_better: ClassVar[bool] = False
     bounds: ClassVar[tuple[float, float] | None] = (-1.0, 1.0)
 
-    def __init__(self, *, similarity: str = "ssim", absolute: bool = False, seed: int = 42) -> None:
+    def __init__(
+        self,
+        *,
+        similarity: str = "ssim",
+        absolute: bool = False,
+        seed: int = 42,
+        over: str = "pixels",
+        pad_token: int = 0,
+    ) -> None:
         self.similarity = similarity
         self.absolute = absolute
         self.seed = seed
+        self.over = over
+        self.pad_token = pad_token
+
+    def get_tags(self) -> MetricTags:
+        """Pixel or token attributions, as ``over`` says."""
+        return feature_tags(self.name, self.tags, self.over, self.similarity)
 
     @_engine.engine_scope
     def _score(
@@ -141,9 +168,10 @@ class RandomLogit(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         check_similarity(self.name, self.similarity)
-        if explainer is None or attribution.pixels is None:
+        if explainer is None or features(attribution, self.over) is None:
             raise CapabilityError(
-                f"metric {self.name!r} needs an explainer and pixel attributions", plugin=self.name
+                f"metric {self.name!r} needs an explainer and {self.over} attributions",
+                plugin=self.name,
             )
         with torch.inference_mode():
             num_classes = int(model.logits(batch.index([0])).shape[1])
@@ -165,4 +193,6 @@ class RandomLogit(ExplanationMetric):
             others,
             similarity=self.similarity,
             absolute=self.absolute,
+            over=self.over,
+            pad_token=self.pad_token,
         )

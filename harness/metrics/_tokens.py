@@ -1,0 +1,27 @@
+"""Token inputs of the token-level metrics: ids, scores and the document's (non-padding) tokens."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from harness.contracts.data import Attribution, Batch
+from harness.errors import DataError
+
+
+def token_inputs(
+    name: str, batch: Batch, attribution: Attribution, pad_token: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Return (token ids (N, L), token scores (N, L), valid (N, L): not ``pad_token``) or raise."""
+    tokens, scores = batch.tokens, attribution.tokens
+    if tokens is None or scores is None:
+        raise DataError(
+            f"metric {name!r}: needs token ids and token attributions - expected both, got "
+            f"tokens={tokens is not None}, attributions={scores is not None}."
+        )
+    if tuple(scores.shape) != tuple(tokens.shape):
+        raise DataError(
+            f"metric {name!r}: token attributions of shape {tuple(scores.shape)} for token ids "
+            f"{tuple(tokens.shape)} - expected equal (N, L) shapes."
+        )
+    tokens = tokens.to(scores.device)
+    return tokens, scores, tokens != pad_token
