@@ -10,6 +10,8 @@ metrics on them::
     )
     scores.values  # one float64 score per row
 
+Text models work the same way: ``x_batch`` holds integer token ids (N, L),
+``a_batch`` token scores (N, L) and ``s_batch`` the target's rationale (N, L).
 The arrays are wrapped in the same contracts a benchmark run uses (a
 :class:`~harness.contracts.TorchModel` around the module, a
 :class:`~harness.contracts.Batch`, an :class:`~harness.contracts.Attribution`),
@@ -31,11 +33,14 @@ from harness.contracts import (
     Batch,
     DatasetInfo,
     Explainer,
+    ExplainerTags,
     ExplanationMetric,
     Metric,
     Modality,
     Model,
+    ModelTags,
     Need,
+    Output,
     Scores,
     Task,
     TorchModel,
@@ -70,26 +75,47 @@ class ModuleModel(TorchModel):
         return super().target_layer()
 
 
-class FunctionExplainer(Explainer):
-    """An :class:`Explainer` around ``fn(module, images, targets)`` (Quantus's ``explain_func``).
+class TokenModuleModel(ModuleModel):
+    """A :class:`ModuleModel` whose module reads token ids (N, L)."""
 
-    ``fn`` gets the module, the images (N, C, H, W) and the targets (N,) as
-    tensors on the model's device, and returns one map per row, (N, H, W) or
-    (N, 1, H, W), as a tensor or an array.
+    name: ClassVar[str] = "arrays.token_module"
+    tags: ClassVar[ModelTags] = ModelTags(modalities=frozenset({Modality.TEXT}))
+
+    def _forward(self, batch: Batch) -> Tensor:
+        if batch.tokens is None:
+            raise CapabilityError(f"model {self.name!r} needs token ids", plugin=self.name)
+        out: Tensor = self.module(batch.tokens)
+        return out
+
+
+class FunctionExplainer(Explainer):
+    """An :class:`Explainer` around ``fn(module, inputs, targets)`` (Quantus's ``explain_func``).
+
+    ``fn`` gets the module, the images (N, C, H, W) or token ids (N, L) and
+    the targets (N,) as tensors on the model's device, and returns one map per
+    row, (N, H, W) or (N, 1, H, W) for images, (N, L) for tokens, as a tensor
+    or an array.
     """
 
     name: ClassVar[str] = "arrays.explain_func"
+    tags: ClassVar[ExplainerTags] = ExplainerTags(
+        modalities=frozenset({Modality.IMAGE, Modality.TEXT}),
+        output=frozenset({Output.PIXEL, Output.TOKEN}),
+    )
 
     def __init__(self, *, fn: ExplainFunc) -> None:
         self.fn = fn
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
-        if not isinstance(model, TorchModel) or batch.images is None:
-            raise PluginError("explain_func needs a torch module and images", plugin=self.name)
-        out = self.fn(model.module, batch.images, targets)
-        n, _, h, w = batch.images.shape
-        pixels = _maps("explain_func's result", out, n, (h, w)).to(batch.images.device)
-        return Attribution(pixels=pixels)
+        inputs = batch.images if batch.images is not None else batch.tokens
+        if not isinstance(model, TorchModel) or inputs is None:
+            raise PluginError("explain_func needs a torch module and its inputs", plugin=self.name)
+        out = self.fn(model.module, inputs, targets)
+        if batch.images is None:
+            tokens = _per_row("explain_func's result", out, len(inputs), tuple(inputs.shape[1:]))
+            return Attribution(tokens=tokens.to(inputs.device))
+        maps = _per_row("explain_func's result", out, len(inputs), tuple(inputs.shape[2:]))
+        return Attribution(pixels=maps.to(inputs.device))
 
 
 def _tensor(name: str, value: ArrayLike) -> Tensor:
@@ -101,29 +127,33 @@ def _tensor(name: str, value: ArrayLike) -> Tensor:
         raise DataError(f"{name}: expected an array or tensor of numbers ({exc})") from exc
 
 
-def _maps(name: str, value: ArrayLike, n: int, size: tuple[int, int]) -> Tensor:
-    """Return (N, H, W) float maps from (N, H, W) or (N, 1, H, W) input, or a DataError."""
+def _per_row(name: str, value: ArrayLike, n: int, shape: tuple[int, ...]) -> Tensor:
+    """Return (N, *shape) floats from (N, *shape) or (N, 1, *shape) input, or a DataError."""
     t = _tensor(name, value)
-    if t.dim() == 4 and t.shape[1] == 1:
+    if t.dim() == len(shape) + 2 and t.shape[1] == 1:
         t = t[:, 0]
-    if t.dim() != 3 or tuple(t.shape) != (n, *size):
+    if tuple(t.shape) != (n, *shape):
+        dims = ", ".join(map(str, shape))
         raise DataError(
-            f"{name}: expected shape ({n}, {size[0]}, {size[1]}) or ({n}, 1, {size[0]}, "
-            f"{size[1]}) (one map per image), got {tuple(t.shape)}"
-            + ("; sum the channels first" if t.dim() == 4 else "")
+            f"{name}: expected shape ({n}, {dims}) or ({n}, 1, {dims}) (one map per input), got "
+            f"{tuple(t.shape)}" + ("; sum the channels first" if t.dim() == len(shape) + 2 else "")
         )
     return t.float()
 
 
-def _images(x_batch: ArrayLike) -> Tensor:
+def _inputs(x_batch: ArrayLike) -> Tensor:
+    """Return images (N, C, H, W) as floats, or token ids (N, L) as int64 (integer input)."""
     x = _tensor("x_batch", x_batch)
+    if x.dim() == 2 and not x.is_floating_point() and x.dtype is not torch.bool:
+        return x.long()
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4 or 0 in x.shape:
-        raise DataError(f"x_batch: expected shape (N, C, H, W) or (N, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        x = x.float()
-    return x
+        raise DataError(
+            f"x_batch: expected images (N, C, H, W) or (N, H, W), or integer token ids (N, L), "
+            f"got shape {tuple(x.shape)} of {x.dtype}"
+        )
+    return x if x.is_floating_point() else x.float()
 
 
 def _targets(y_batch: ArrayLike, n: int, classes: int) -> Tensor:
@@ -158,16 +188,17 @@ def _labels(labels: ArrayLike | None, task: Task, targets: Tensor, classes: int)
     return out
 
 
-def _masks(
-    s_batch: ArrayLike | None, targets: Tensor, classes: int, size: tuple[int, int]
+def _ground_truth(
+    s_batch: ArrayLike | None, targets: Tensor, classes: int, shape: tuple[int, ...]
 ) -> Tensor | None:
+    """Return (N, K, *shape) bool: the given mask or rationale in each row's target class."""
     if s_batch is None:
         return None
     n = len(targets)
-    s = _maps("s_batch", s_batch, n, size)
-    masks = torch.zeros(n, classes, *size, dtype=torch.bool)
-    masks[torch.arange(n), targets] = s > 0
-    return masks
+    s = _per_row("s_batch", s_batch, n, shape)
+    truth = torch.zeros(n, classes, *shape, dtype=torch.bool)
+    truth[torch.arange(n), targets] = s > 0
+    return truth
 
 
 def _explainer(explain_func: ExplainFunc | str | Explainer | None) -> Explainer | None:
@@ -179,7 +210,7 @@ def _explainer(explain_func: ExplainFunc | str | Explainer | None) -> Explainer 
         return FunctionExplainer(fn=explain_func)
     raise PluginError(
         f"explain_func: expected a registered explainer name, an Explainer or a callable "
-        f"fn(module, images, targets), got {type(explain_func).__name__}"
+        f"fn(module, inputs, targets), got {type(explain_func).__name__}"
     )
 
 
@@ -197,13 +228,14 @@ def _metric(metric: str | Metric, params: dict[str, Any]) -> ExplanationMetric:
 
 _ARGUMENT_FOR = {
     Need.MASKS: "s_batch",
+    Need.RATIONALES: "s_batch",
     Need.EXPLAINER: "explain_func",
     Need.LABEL_RANDOMISED_MODEL: "label_randomised_model",
 }
 
 
 def _require(metric: ExplanationMetric, given: dict[str, object]) -> None:
-    """Name the missing argument when ``metric`` needs masks, an explainer or a twin model."""
+    """Name the missing argument when ``metric`` needs ground truth, an explainer or a twin."""
     for need, argument in _ARGUMENT_FOR.items():
         if need in metric.get_tags().needs and given[argument] is None:
             raise CapabilityError(
@@ -214,7 +246,8 @@ def _require(metric: ExplanationMetric, given: dict[str, object]) -> None:
 def _model(
     net: nn.Module, info: DatasetInfo, device: torch.device, cam_layer: str | None
 ) -> ModuleModel:
-    model = ModuleModel(net=net, cam_layer=cam_layer)
+    kind = TokenModuleModel if info.modality is Modality.TEXT else ModuleModel
+    model = kind(net=net, cam_layer=cam_layer)
     model.build(info)
     model.to(device)
     return model
@@ -244,21 +277,21 @@ def score(
     metric : str or ExplanationMetric
         A registered metric name (``harness ls metrics``), built with ``params``, or an instance.
     model : nn.Module
-        The trained classifier, mapping (N, C, H, W) images to (N, K) logits. It is put in
-        eval mode and moved to ``device`` (in place, as Quantus does).
+        The trained classifier, mapping (N, C, H, W) images (or (N, L) token ids) to (N, K)
+        logits. It is put in eval mode and moved to ``device`` (in place, as Quantus does).
     x_batch : array or tensor
-        Images (N, C, H, W), or (N, H, W) for one channel.
+        Images (N, C, H, W), or (N, H, W) for one channel; or integer token ids (N, L).
     y_batch : array or tensor
-        The explained class (or label) index of each image, (N,).
+        The explained class (or label) index of each input, (N,).
     a_batch : array or tensor
-        One attribution map per image, (N, H, W) or (N, 1, H, W).
+        One attribution map per image, (N, H, W) or (N, 1, H, W); token scores (N, L).
     s_batch : array or tensor, optional
-        Ground-truth masks of the explained class, (N, H, W) or (N, 1, H, W), nonzero
-        inside; needed by localisation metrics.
+        Ground truth of the explained class, nonzero inside: masks (N, H, W) or
+        (N, 1, H, W), or token rationales (N, L); needed by localisation metrics.
     explain_func : str, Explainer or callable, optional
         How metrics that re-explain (sanity checks, robustness) explain: a registered
-        explainer name, an Explainer, or ``fn(module, images, targets)`` returning
-        (N, H, W) or (N, 1, H, W) maps for tensors on the model's device.
+        explainer name, an Explainer, or ``fn(module, inputs, targets)`` returning one map
+        per row (as ``a_batch``) for tensors on the model's device.
     task : {"multiclass", "multilabel"}, default="multiclass"
         How logits become probabilities (softmax or sigmoid).
     labels : array or tensor, optional
@@ -294,32 +327,37 @@ def score(
     if kind is None:
         raise DataError(f"task: expected 'multiclass' or 'multilabel', got {task!r}")
     on = resolve_device(device)
-    images = _images(x_batch)
-    n, channels, h, w = images.shape
+    inputs = _inputs(x_batch)
+    text = inputs.dim() == 2
+    n, shape = len(inputs), tuple(inputs.shape[1:] if text else inputs.shape[2:])
     model.eval().to(on)
     with torch.inference_mode():
-        classes = int(model(images[:1].to(on)).shape[-1])
+        classes = int(model(inputs[:1].to(on)).shape[-1])
     targets = _targets(y_batch, n, classes)
     names = tuple(str(i) for i in range(n)) if ids is None else tuple(str(i) for i in ids)
     if len(names) != n or len(set(names)) != n:
         raise DataError(
             f"ids: expected {n} distinct sample ids, got {len(names)} ({len(set(names))} distinct)"
         )
-    info = DatasetInfo(
-        Modality.IMAGE,
-        kind,
-        tuple(str(k) for k in range(classes)),
-        channels=channels,
-        image_size=(h, w),
-    )
+    class_names = tuple(str(k) for k in range(classes))
+    if text:
+        vocab = int(inputs.max()) + 1
+        info = DatasetInfo(Modality.TEXT, kind, class_names, vocab_size=vocab, seq_len=shape[0])
+    else:
+        channels, (h, w) = inputs.shape[1], shape
+        info = DatasetInfo(Modality.IMAGE, kind, class_names, channels=channels, image_size=(h, w))
     wrapped = _model(model, info, on, cam_layer)
     if label_randomised_model is not None:
         wrapped.label_randomised = _model(label_randomised_model.eval(), info, on, cam_layer)
+    truth = _ground_truth(s_batch, targets, classes, shape)
+    scores = _per_row("a_batch", a_batch, n, shape)
     batch = Batch(
         ids=names,
         labels=_labels(labels, kind, targets, classes),
-        images=images,
-        masks=_masks(s_batch, targets, classes, (h, w)),
+        images=None if text else inputs,
+        tokens=inputs if text else None,
+        masks=None if text else truth,
+        rationales=truth if text else None,
     )
-    attribution = Attribution(pixels=_maps("a_batch", a_batch, n, (h, w)))
+    attribution = Attribution(tokens=scores) if text else Attribution(pixels=scores)
     return scorer.evaluate(wrapped, batch, targets, attribution, explainer=_explainer(explain_func))

@@ -147,7 +147,7 @@ def test_bad_arrays_and_missing_arguments_are_named(arrays) -> None:
     module, x, y, a, s = arrays
     pf = "faithfulness.pixel_flipping"
     cases = [
-        (dict(x_batch=x[0, 0]), DataError, "x_batch: expected shape \\(N, C, H, W\\)"),
+        (dict(x_batch=x[0, 0]), DataError, "x_batch: expected images \\(N, C, H, W\\)"),
         (dict(y_batch=y[:5]), DataError, "y_batch: expected 8 integer class indices"),
         (dict(y_batch=y + 0.5), DataError, "y_batch: expected 8 integer"),
         (dict(y_batch=np.full(8, 3)), DataError, "row 0 has target 3, outside the model's 3"),
@@ -194,3 +194,59 @@ def test_data_randomisation_uses_the_given_twin(arrays) -> None:
     )  # fmt: skip
     # the twin's maps are the model's own maps when the twin is the model: maximal similarity
     assert float(same.values.min()) > float(other.values.max())
+
+
+def test_token_ids_score_as_the_plugin_path_does() -> None:
+    """Integer (N, L) inputs are token ids: ERASER metrics, rationales, token explain functions."""
+    from harness.contracts import Modality, Task
+    from harness.testing._select import (
+        fixture_batch,
+        fixture_dataset,
+        fixture_model,
+        fixture_targets,
+    )
+    from harness.testing._toy_attribution import ToyTokenOcclusion
+
+    model = fixture_model(Modality.TEXT, Task.MULTICLASS)
+    batch = fixture_batch(fixture_dataset(Modality.TEXT, Task.MULTICLASS), rows=6)
+    targets = fixture_targets(batch, Task.MULTICLASS)
+    explainer = ToyTokenOcclusion()
+    attribution = explainer.explain(model, batch, targets)
+    tokens, scores = batch.tokens.numpy(), attribution.tokens.numpy()
+    rationale = batch.target_rationales(targets).numpy()
+    for name, params in (
+        ("faithfulness.comprehensiveness", {}),
+        ("faithfulness.sufficiency", {"removal": "replace"}),
+        ("complexity.entropy", {"over": "tokens"}),
+    ):
+        cell = harness.get_metric(name, **params).score(model, batch, targets, attribution)
+        ours = harness.score(name, model.module, tokens, targets.numpy(), scores, **params)
+        np.testing.assert_allclose(ours.values.numpy(), cell.numpy(), atol=1e-6)
+    cell = harness.get_metric("localisation.rationale_auprc").score(
+        model, batch, targets, attribution
+    )
+    ours = harness.score(
+        "localisation.rationale_auprc", model.module, tokens, targets.numpy(), scores,
+        s_batch=rationale,
+    )  # fmt: skip
+    np.testing.assert_allclose(ours.values.numpy(), cell.numpy(), atol=1e-12)
+
+    def occlusion(module, ids, t):  # a plain function over token ids, as a notebook has
+        wrapped = harness.arrays.TokenModuleModel(net=module)
+        wrapped.build(fixture_dataset(Modality.TEXT, Task.MULTICLASS).info())
+        sub = harness.Batch(ids=tuple(map(str, range(len(ids)))), labels=t, tokens=ids)
+        return explainer.explain(wrapped, sub, t).tokens
+
+    params = {"over": "tokens", "similarity": "spearman"}
+    cell = harness.get_metric("sanity.random_logit", **params).score(
+        model, batch, targets, attribution, explainer=explainer
+    )
+    ours = harness.score(
+        "sanity.random_logit", model.module, tokens, targets.numpy(), scores,
+        explain_func=occlusion, ids=batch.ids, **params,
+    )  # fmt: skip
+    np.testing.assert_allclose(ours.values.numpy(), cell.numpy(), atol=1e-9)
+    with pytest.raises(CapabilityError, match="needs s_batch"):
+        harness.score("localisation.rationale_auprc", model.module, tokens, targets, scores)
+    with pytest.raises(DataError, match="a_batch: expected shape \\(6, 625\\)"):
+        harness.score("faithfulness.sufficiency", model.module, tokens, targets, scores[:, :50])
