@@ -11,7 +11,10 @@ from harness.errors import DataError
 def token_inputs(
     name: str, batch: Batch, attribution: Attribution, pad_token: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Return (token ids (N, L), token scores (N, L), valid (N, L): not ``pad_token``) or raise."""
+    """Return (token ids (N, L), token scores (N, L), valid (N, L): not ``pad_token``) or raise.
+
+    A document of padding only has nothing to score: a DataError names it.
+    """
     tokens, scores = batch.tokens, attribution.tokens
     if tokens is None or scores is None:
         raise DataError(
@@ -24,4 +27,12 @@ def token_inputs(
             f"{tuple(tokens.shape)} - expected equal (N, L) shapes."
         )
     tokens = tokens.to(scores.device)
-    return tokens, scores, tokens != pad_token
+    valid = tokens != pad_token
+    empty = ~valid.any(dim=1)
+    if bool(empty.any()):
+        ids = [batch.ids[i] for i in empty.nonzero().flatten().tolist()]
+        raise DataError(
+            f"metric {name!r}: sample(s) {ids} hold only padding (token {pad_token}) - expected "
+            "at least one token per scored document."
+        )
+    return tokens, scores, valid

@@ -161,7 +161,11 @@ def _rows_for(metric: ExplanationMetric | GenerationMetric, eset: ExplainSet) ->
     if Need.MASKS in needs and eset.batch.masks is not None:
         keep &= eset.batch.target_masks(eset.targets).flatten(1).any(1).cpu()
     if Need.RATIONALES in needs and eset.batch.rationales is not None:
-        keep &= eset.batch.target_rationales(eset.targets).flatten(1).any(1).cpu()
+        rationale = eset.batch.target_rationales(eset.targets).bool()
+        pad = getattr(metric, "pad_token", None)
+        if pad is not None and eset.batch.tokens is not None:  # a rationale on padding is none
+            rationale &= eset.batch.tokens.to(rationale.device) != pad
+        keep &= rationale.flatten(1).any(1).cpu()
     return keep.nonzero().flatten()
 
 

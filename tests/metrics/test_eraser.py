@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 from typing import ClassVar
 
 import numpy as np
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 import harness
 from harness.contracts import Batch, DatasetInfo, Modality, Task, TorchModel
 from harness.errors import DataError, PluginError
-from harness.metrics.faithfulness.eraser import keep_tokens, top_tokens
+from harness.metrics.faithfulness.eraser import keep_tokens, token_counts, top_tokens
 
 PAD = 0
 VOCAB = 12
@@ -58,7 +59,7 @@ def _reference(
     doc: list[int], scores: list[float], target: int, bins: list[float], *, keep_top: bool,
     delete: bool,
 ) -> float:  # fmt: skip
-    """ERASER AOPC of one document, by lists: rank, cut, rebuild, score."""
+    """ERASER AOPC of one (right-padded) document, by lists: rank, cut, rebuild, score."""
     length = len(doc)
     valid = [i for i, t in enumerate(doc) if t != PAD]
     ranked = sorted(valid, key=lambda i: (-scores[i], i))
@@ -69,14 +70,14 @@ def _reference(
 
     clean, total = prob(doc), 0.0
     for b in bins:
-        top = set(ranked[: min(len(valid), math.ceil(b / 100 * len(valid)))])
+        top = set(ranked[: min(len(valid), math.ceil(Fraction(str(b)) * len(valid) / 100))])
         kept = [i for i in valid if (i in top) == keep_top]
         if delete:
             new = [doc[i] for i in kept] + [PAD] * (length - len(kept))
         else:
             new = [doc[i] if i in kept else PAD for i in range(length)]
         total += clean - prob(new)
-    return total / (len(bins) + 1)
+    return total / len(bins)  # ERASER's scorer: the mean over the bins
 
 
 def _batch(n: int = 6, length: int = 10, seed: int = 1) -> tuple[Batch, Tensor, Tensor]:
@@ -113,17 +114,40 @@ def test_values_equal_the_list_reference(name: str, removal: str) -> None:
 def test_top_tokens_counts_ceil_of_the_document_and_never_padding() -> None:
     scores = torch.tensor([[0.1, 0.9, 0.9, 0.5, 5.0, 7.0]])
     valid = torch.tensor([[True, True, True, True, False, False]])
-    top = top_tokens(scores, valid, [0.01, 0.5, 1.0])
+    top = top_tokens(scores, valid, [Fraction(1), Fraction(50), Fraction(100)])
     assert top[0, 0].tolist() == [False, True, False, False, False, False]  # ceil(0.04) = 1; tie
     assert top[0, 1].tolist() == [False, True, True, False, False, False]  # 2 of 4
     assert top[0, 2].tolist() == [True, True, True, True, False, False]  # padding never chosen
 
 
-def test_keep_tokens_deletes_or_replaces() -> None:
-    tokens = torch.tensor([[5, 6, 7, 8, 0]])
-    keep = torch.tensor([[False, True, False, True, False]])
-    assert keep_tokens(tokens, keep, 0, "delete").tolist() == [[6, 8, 0, 0, 0]]
-    assert keep_tokens(tokens, keep, 0, "replace").tolist() == [[0, 6, 0, 8, 0]]
+def test_keep_tokens_deletes_or_replaces_on_the_padding_side() -> None:
+    tokens = torch.tensor([[5, 6, 7, 8, 0], [0, 0, 5, 6, 7], [5, 6, 7, 8, 9]])
+    keep = torch.tensor(
+        [[False, True, False, True, False], [False, False, True, False, True], [True] * 5]
+    )
+    assert keep_tokens(tokens, keep, 0, "delete").tolist() == [
+        [6, 8, 0, 0, 0],  # right-padded: closes up to the front
+        [0, 0, 0, 5, 7],  # left-padded: closes up to the end, padding stays in front
+        [5, 6, 7, 8, 9],  # nothing removed: unchanged
+    ]
+    assert keep_tokens(tokens, keep, 0, "replace").tolist() == [
+        [0, 6, 0, 8, 0], [0, 0, 5, 0, 7], [5, 6, 7, 8, 9],
+    ]  # fmt: skip
+    # exact counts (rows: documents of 100 and 50 tokens; columns: bins of 7 % and 14 %):
+    # 7 % of 100 is 7 and 14 % of 50 is 7, where 0.07 * 100 is 7.000000000000001 in floats
+    counts = token_counts([Fraction(7), Fraction(14)], torch.tensor([100, 50]))
+    assert counts.tolist() == [[7, 14], [4, 7]]
+
+
+def test_keeping_every_token_changes_nothing_whatever_the_padding_side() -> None:
+    model, (batch, targets, scores) = _model(), _batch()
+    left = torch.stack([torch.cat([t[t == PAD], t[t != PAD]]) for t in batch.tokens])
+    for tokens in (batch.tokens, left):
+        padded = dataclasses.replace(batch, tokens=tokens)
+        for removal in ("delete", "replace"):
+            metric = harness.get_metric("faithfulness.sufficiency", bins=[100], removal=removal)
+            out = metric.score(model, padded, targets, harness.Attribution(tokens=scores))
+            np.testing.assert_allclose(out.numpy(), 0.0, atol=1e-6)
 
 
 @given(extra=st.integers(0, 6), seed=st.integers(0, 50))
@@ -168,6 +192,9 @@ def test_parameters_are_checked() -> None:
         ({"bins": ()}, "bins=\\(\\) - expected a non-empty list of percentages"),
         ({"bins": (0, 10)}, "in \\(0, 100\\]"),
         ({"removal": "mask"}, "removal"),
+        ({"bins": 10}, "bins=10 - expected a non-empty list"),
+        ({"bins": ["ten"]}, "bins=\\['ten'\\] - expected"),
+        ({"bins": [50, None]}, "bins=\\[50, None\\] - expected"),
     ):
         with pytest.raises(PluginError, match=message):
             harness.get_metric("faithfulness.sufficiency", **params).evaluate(
@@ -216,3 +243,31 @@ def test_rationale_auprc_names_rows_without_a_rationale() -> None:
         harness.get_metric("localisation.rationale_auprc").score(
             _model(), batch, targets, harness.Attribution(tokens=scores)
         )
+
+
+def test_a_document_of_padding_only_is_named() -> None:
+    model, (batch, targets, scores) = _model(), _batch()
+    tokens = batch.tokens.clone()
+    tokens[3] = PAD
+    empty = dataclasses.replace(batch, tokens=tokens)
+    for name, params in (
+        ("faithfulness.comprehensiveness", {}),
+        ("complexity.entropy", {"over": "tokens"}),
+    ):
+        with pytest.raises(DataError, match="sample\\(s\\) \\['d3'\\] hold only padding"):
+            harness.get_metric(name, **params).score(
+                model, empty, targets, harness.Attribution(tokens=scores)
+            )
+
+
+def test_rows_whose_rationale_lies_on_padding_only_are_not_scored() -> None:
+    """The runner scores the rows with a rationale inside the document (the metric's padding)."""
+    from harness.pipeline.explaining import ExplainSet, _rows_for
+
+    batch, targets, _ = _rationale_batch()
+    rationales = batch.rationales.clone()
+    rationales[2] = False
+    rationales[2, :, -1] = True  # row 2 is padded at the end: a rationale on padding only
+    eset = ExplainSet("k", dataclasses.replace(batch, rationales=rationales), targets)
+    rows = _rows_for(harness.get_metric("localisation.rationale_auprc"), eset).tolist()
+    assert rows == [0, 1, 3, 4, 5]

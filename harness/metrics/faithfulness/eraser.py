@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -27,32 +28,49 @@ _TAGS = MetricTags(
 )
 
 
-def top_tokens(scores: Tensor, valid: Tensor, fractions: Sequence[float]) -> Tensor:
-    """Return (N, B, L) bool: each row's ``ceil(f * length)`` highest-scored valid tokens per bin.
+def token_counts(percentages: Sequence[Fraction], lengths: Tensor) -> Tensor:
+    """Return (N, B) ``ceil(b / 100 * length)`` in exact arithmetic (``0.07 * 100`` is not 7)."""
+    top = int(lengths.max()) if len(lengths) else 0
+    table = torch.tensor(
+        [[math.ceil(b * n / 100) for n in range(top + 1)] for b in percentages],
+        dtype=torch.long,
+        device=lengths.device,
+    )  # (B, max length + 1): a few thousand integers
+    return table[:, lengths].T.contiguous()
+
+
+def top_tokens(scores: Tensor, valid: Tensor, percentages: Sequence[Fraction]) -> Tensor:
+    """Return (N, B, L) bool: each row's ``ceil(b / 100 * length)`` highest-scored valid tokens.
 
     ``length`` is the row's number of valid (non-padding) tokens; ties keep
     token order (stable sort); padding is never selected.
     """
     order_scores = scores.masked_fill(~valid, -math.inf)
     rank = C.ranks(order_scores, descending=True).long()
-    length = valid.sum(dim=1, keepdim=True)
-    frac = torch.tensor(list(fractions), device=scores.device, dtype=torch.float64)
-    counts = torch.ceil(frac.view(1, -1) * length.double()).long().clamp(max=length)
+    counts = token_counts(percentages, valid.sum(dim=1))
     return (rank.unsqueeze(1) < counts.unsqueeze(-1)) & valid.unsqueeze(1)
 
 
 def keep_tokens(tokens: Tensor, keep: Tensor, pad: int, removal: str) -> Tensor:
-    """Return ``tokens`` (M, L) with the tokens outside ``keep`` removed.
+    """Return ``tokens`` (M, L) with the document tokens outside ``keep`` removed.
 
-    ``"delete"`` drops them and moves the kept tokens to the front in their
-    order, padding the end (ERASER: the model reads a shorter document);
-    ``"replace"`` writes ``pad`` in their place (the layout is unchanged).
+    ``keep`` marks the document tokens to keep; padding stays where it is.
+    ``"delete"`` drops the others and closes up what remains in order, the
+    freed places becoming padding on the document's padding side (the front
+    for a row that starts with padding, else the end): ERASER's shorter
+    document. ``"replace"`` writes ``pad`` in their place (the layout is
+    unchanged, e.g. for text laid out as an image).
     """
+    removed = (tokens != pad) & ~keep
     if removal == "replace":
-        return torch.where(keep, tokens, torch.full_like(tokens, pad))
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+        return tokens.masked_fill(removed, pad)
+    left = (tokens[:, :1] == pad).to(torch.int8)  # left-padded rows close up to the end
+    stays = (~removed).to(torch.int8)
+    order = torch.argsort(stays * left + (1 - stays) * (1 - left), dim=1, stable=True)
     moved = tokens.gather(1, order)
-    filled = torch.arange(tokens.shape[1], device=tokens.device) < keep.sum(1, keepdim=True)
+    kept = stays.sum(1, keepdim=True)
+    positions = torch.arange(tokens.shape[1], device=tokens.device)
+    filled = torch.where(left.bool(), positions >= tokens.shape[1] - kept, positions < kept)
     return torch.where(filled, moved, torch.full_like(moved, pad))
 
 
@@ -75,7 +93,7 @@ class _TokenRemoval(ExplanationMetric):
         Score of the target class.
     """
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the mean over the bins (ERASER's scorer), was / (|B| + 1)
     bounds: ClassVar[tuple[float, float] | None] = None
     citation: ClassVar[str] = (
         "DeYoung, Jain, Rajani, Lehman, Xiong, Socher, Wallace. ERASER: A Benchmark to "
@@ -97,15 +115,15 @@ class _TokenRemoval(ExplanationMetric):
         self.pad_token = pad_token
         self.output = output
 
-    def _fractions(self) -> list[float]:
-        values = list(self.bins)
-        if not values or any(not 0 < float(b) <= 100 for b in values):
-            raise PluginError(
-                f"metric {self.name!r}: parameter bins={self.bins!r} - expected a non-empty "
-                "list of percentages in (0, 100].",
-                plugin=self.name,
-            )
-        return [float(b) / 100 for b in values]
+    def _percentages(self) -> list[Fraction]:
+        problem = f"metric {self.name!r}: parameter bins={self.bins!r} - expected a non-empty "
+        try:
+            values = [Fraction(str(b)) for b in self.bins]
+        except (TypeError, ValueError):
+            values = []
+        if not values or any(not 0 < b <= 100 for b in values):
+            raise PluginError(problem + "list of percentages in (0, 100].", plugin=self.name)
+        return values
 
     @_engine.engine_scope
     def _score(
@@ -116,13 +134,13 @@ class _TokenRemoval(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        fractions = self._fractions()
+        percentages = self._percentages()
         removal = C.choice(self.name, "removal", self.removal, REMOVALS)
         output = C.choice(self.name, "output", self.output, ("probability", "logit"))
         tokens, scores, valid = token_inputs(self.name, batch, attribution, self.pad_token)
-        top = top_tokens(scores.float(), valid, fractions)
+        top = top_tokens(scores, valid, percentages)
         keep = top if self.keep_rationale else valid.unsqueeze(1) & ~top
-        steps = len(fractions)
+        steps = len(percentages)
 
         def make(flat: Tensor) -> Tensor:
             rows = torch.div(flat, steps, rounding_mode="floor")
@@ -133,7 +151,7 @@ class _TokenRemoval(ExplanationMetric):
             model, batch, targets, steps, make, output=output, perturbs="tokens"
         )
         drops = C.clean_column(model, batch, targets, output, curve) - curve
-        return Scores(values=C.aopc(drops), curves={output: curve})
+        return Scores(values=drops.mean(dim=1), curves={output: curve})
 
 
 class Comprehensiveness(_TokenRemoval):
@@ -142,10 +160,12 @@ class Comprehensiveness(_TokenRemoval):
     For each bin ``b`` (a percentage), the rationale ``r_b`` is the top
     ``ceil(b / 100 * length)`` tokens by attribution (``length``: the tokens
     other than ``pad_token``; ties keep token order). The model scores the
-    document without ``r_b``, and the value is ERASER's area over the
-    perturbation curve ``1 / (|B| + 1) * sum_{b in {0} + B} (p(x) - p(x without r_b))``
-    (the empty bin adds zero). A faithful attribution names the tokens the
-    prediction needs, so the probability falls: higher is better.
+    document without ``r_b``, and the value is the mean over the bins of
+    ``p(x) - p(x without r_b)``, as ERASER's scorer computes its AOPC (the
+    paper prints ``1 / (|B| + 1)`` with an empty bin, which gives 5/6 of these
+    values for 5 bins; published ERASER tables come from the scorer). A
+    faithful attribution names the tokens the prediction needs, so the
+    probability falls: higher is better.
 
     References
     ----------
@@ -163,11 +183,11 @@ class Sufficiency(_TokenRemoval):
     For each bin ``b`` (a percentage), the rationale ``r_b`` is the top
     ``ceil(b / 100 * length)`` tokens by attribution (``length``: the tokens
     other than ``pad_token``; ties keep token order). The model scores
-    ``r_b`` alone, and the value is ERASER's area over the perturbation curve
-    ``1 / (|B| + 1) * sum_{b in {0} + B} (p(x) - p(r_b))`` (the empty bin adds
-    zero). A faithful attribution's tokens alone keep the prediction, so the
-    probability hardly falls: lower is better (negative when the rationale
-    alone is more convincing than the document).
+    ``r_b`` alone, and the value is the mean over the bins of
+    ``p(x) - p(r_b)``, as ERASER's scorer computes its AOPC (see
+    :class:`Comprehensiveness`). A faithful attribution's tokens alone keep
+    the prediction, so the probability hardly falls: lower is better (negative
+    when the rationale alone is more convincing than the document).
 
     References
     ----------

@@ -24,9 +24,11 @@ class RationaleAUPRC(ExplanationMetric):
     threshold; the score is the step-wise area under the precision-recall
     curve against the target's rationale (scikit-learn's
     ``average_precision_score``). Padding (``pad_token``) is not part of the
-    document: it is neither ranked nor counted. ERASER scores soft token
-    scores this way; a random attribution scores about the rationale's share
-    of the document, the rationale itself 1.
+    document: it is neither ranked nor counted. ERASER's scorer reports this
+    for soft token scores as ``average_precision`` (its ``auprc`` is the
+    trapezoidal area under the same curve, a few hundredths away); a random
+    attribution scores about the rationale's share of the document, the
+    rationale itself 1.
 
     Parameters
     ----------
