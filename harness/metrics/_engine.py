@@ -272,6 +272,8 @@ def require_eval(model: Model) -> None:
     module = getattr(model, "module", None)
     if not isinstance(module, nn.Module):
         return
+    if not any(m.training for m in module.modules()):
+        return
     training = [repr(name or "(root)") for name, m in module.named_modules() if m.training]
     if training:
         more = f" and {len(training) - 3} more" if len(training) > 3 else ""

@@ -96,9 +96,12 @@ def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
 
 def weights_fingerprint(module: nn.Module) -> tuple[Hashable, ...]:
     """Return a fingerprint that changes whenever any parameter, buffer or module mode changes."""
-    tensors = [t for _, t in module.named_parameters()] + [t for _, t in module.named_buffers()]
+    modules = list(module.modules())  # one walk of the tree (this runs on every metric call)
+    tensors: list[Tensor] = [  # every parameter and buffer, persistent or not
+        t for m in modules for t in (*m._parameters.values(), *m._buffers.values()) if t is not None
+    ]
     layout = tuple((t.data_ptr(), t._version, tuple(t.shape), str(t.dtype)) for t in tensors)
-    head = (tuple(m.training for m in module.modules()), layout)
+    head = (tuple(m.training for m in modules), layout)
     pinned = _PINNED[0].get(module) if _PINNED else None
     if pinned is not None and pinned[:2] == head:
         return pinned
