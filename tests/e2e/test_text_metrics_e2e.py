@@ -61,7 +61,7 @@ def test_a_text_benchmark_scores_token_explanations(tmp_path: Path) -> None:
         benchmark: text
         dataset: {name: toy.abstracts, params: {n: 96, seq_len: 100}}
         models: [{name: toy.text_grid_cnn, params: {epochs: 15}}]
-        explainers: [toy.token_occlusion, control.random]
+        explainers: [toy.token_occlusion, control.random, {name: control.mask, params: {over: tokens}}]
         metrics:
           - classification.accuracy
           - faithfulness.comprehensiveness
@@ -91,6 +91,9 @@ def test_a_text_benchmark_scores_token_explanations(tmp_path: Path) -> None:
             assert value[explainer, metric]["status"] == "ok", (explainer, metric)
     occlusion = {m: r["value"] for (e, m), r in value.items() if e == "toy.token_occlusion"}
     random = {m: r["value"] for (e, m), r in value.items() if e == "control.random"}
+    mask = {m: r["value"] for (e, m), r in value.items() if e == "control.mask"}
+    # the rationale itself is the ceiling of the token localisation metric
+    assert mask["localisation.rationale_auprc"] == 1.0
     # occlusion finds the class keywords (the rationale): removing them costs more, keeping
     # them alone costs less, and they rank above the rest; random tokens do none of this
     assert occlusion["faithfulness.comprehensiveness"] > random["faithfulness.comprehensiveness"]

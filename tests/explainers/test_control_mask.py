@@ -12,7 +12,7 @@ from harness_builtins.datasets.synthetic_lesions import SyntheticLesions
 from harness_builtins.explainers.control.mask_oracle import GroundTruthMask
 
 import harness
-from harness.contracts import Batch, Task
+from harness.contracts import Batch, Need, Task
 from harness.errors import CapabilityError, DataError, PluginError
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -83,4 +83,30 @@ def test_bad_masks_or_targets_raise_clear_errors(tiny_cnn: TinyCNN, batch: Batch
 
 def test_registered_as_control_mask() -> None:
     explainer = harness.get_explainer("control.mask")
-    assert isinstance(explainer, GroundTruthMask) and explainer.get_params() == {}
+    assert isinstance(explainer, GroundTruthMask) and explainer.get_params() == {"over": "pixels"}
+
+
+def test_over_tokens_gives_the_target_rationale() -> None:
+    from harness.contracts import Modality, Task
+    from harness.testing._select import (
+        fixture_batch,
+        fixture_dataset,
+        fixture_model,
+        fixture_targets,
+    )
+
+    model = fixture_model(Modality.TEXT, Task.MULTICLASS)
+    batch = fixture_batch(fixture_dataset(Modality.TEXT, Task.MULTICLASS), rows=4)
+    targets = fixture_targets(batch, Task.MULTICLASS)
+    explainer = harness.get_explainer("control.mask", over="tokens")
+    assert explainer.get_tags().needs == {Need.RATIONALES}
+    tokens = explainer.explain(model, batch, targets).tokens
+    assert torch.equal(tokens, batch.target_rationales(targets).float())
+    auprc = harness.get_metric("localisation.rationale_auprc").score(
+        model, batch, targets, harness.Attribution(tokens=tokens)
+    )
+    assert auprc.tolist() == [1.0] * 4  # the ceiling of the token localisation metric
+    with pytest.raises(CapabilityError, match="batch rationales"):
+        explainer.explain(model, replace(batch, rationales=None), targets)
+    with pytest.raises(PluginError, match="over='words'"):
+        harness.get_explainer("control.mask", over="words").get_tags()

@@ -1,4 +1,4 @@
-"""Ground-truth-mask control: each row's lesion or finding mask, used as its attribution."""
+"""Ground-truth control: each row's lesion mask (or token rationale), used as its attribution."""
 
 from __future__ import annotations
 
@@ -33,8 +33,18 @@ class GroundTruthMask(Explainer):
     the leaderboard flags it. The map says nothing about the model, so the
     control is no reference for faithfulness or sanity metrics.
 
-    A batch without masks raises :class:`~harness.errors.CapabilityError`, so
-    the cells of datasets that provide none are recorded as skipped.
+    With ``over="tokens"`` it gives the target's token rationale instead
+    (``batch.rationales``, 1.0 on rationale tokens) for text and image+text
+    models: the ceiling of the token localisation metrics.
+
+    A batch without masks (rationales) raises
+    :class:`~harness.errors.CapabilityError`, so the cells of datasets that
+    provide none are recorded as skipped.
+
+    Parameters
+    ----------
+    over : {"pixels", "tokens"}, default="pixels"
+        Give the pixel mask or the token rationale of each row's target.
 
     References
     ----------
@@ -56,12 +66,27 @@ class GroundTruthMask(Explainer):
         output=frozenset({Output.PIXEL}),
     )
 
+    def __init__(self, *, over: str = "pixels") -> None:
+        self.over = over
+
+    def get_tags(self) -> ExplainerTags:
+        """Pixel masks, or token rationales with ``over="tokens"`` (checked: the planner reads these)."""
+        if self.over not in ("pixels", "tokens"):
+            raise PluginError(
+                f"explainer {self.name!r}: parameter over={self.over!r} - expected 'pixels' or "
+                "'tokens'.",
+                plugin=self.name,
+            )
+        return self.tags if self.over == "pixels" else _TOKEN_TAGS
+
     @classmethod
     def conformance_instances(cls, tmp_dir: Path) -> list[GroundTruthMask]:
         """Return small instances for the conformance kit."""
-        return [cls()]
+        return [cls(), cls(over="tokens")]
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
+        if self.get_tags() is _TOKEN_TAGS:
+            return Attribution(tokens=self._rationales(batch, targets).to(model.device))
         images = images_of(batch, self.name)
         masks = batch.masks
         if masks is None:
@@ -84,3 +109,26 @@ class GroundTruthMask(Explainer):
                 plugin=self.name,
             )
         return Attribution(pixels=batch.target_masks(targets).to(model.device).float())
+
+    def _rationales(self, batch: Batch, targets: Tensor) -> Tensor:
+        rationales, tokens = batch.rationales, batch.tokens
+        if rationales is None or tokens is None:
+            raise CapabilityError(
+                f"explainer {self.name!r}: batch rationales - expected token ids and token "
+                "rationales (a dataset that provides rationales), got none.",
+                plugin=self.name,
+            )
+        if rationales.dim() != 3 or tuple(rationales[:, 0].shape) != tuple(tokens.shape):
+            raise DataError(
+                f"explainer {self.name!r}: batch rationales - expected a (N, K, L) tensor with "
+                f"(N, L) = {tuple(tokens.shape)}, got {tuple(rationales.shape)}."
+            )
+        return batch.target_rationales(targets).float()
+
+
+_TOKEN_TAGS = ExplainerTags(
+    modalities=frozenset({Modality.TEXT, Modality.IMAGE_TEXT}),
+    needs=frozenset({Need.RATIONALES}),
+    deterministic=True,
+    output=frozenset({Output.TOKEN}),
+)
