@@ -295,7 +295,7 @@ def score(
     task : {"multiclass", "multilabel"}, default="multiclass"
         How logits become probabilities (softmax or sigmoid).
     labels : array or tensor, optional
-        Each image's labels: (N,) classes (default: ``y_batch``), or (N, K) states for a
+        Each input's labels: (N,) classes (default: ``y_batch``), or (N, K) states for a
         multi-label task (1 positive, 0 negative, -1 uncertain, -2 not mentioned; required).
     ids : sequence of str, optional
         Sample ids; each row's random draws are keyed by its id (default "0", "1", ...).
