@@ -34,6 +34,7 @@ from harness.stages import stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic
 
 GALLERY_ROWS = 4
+GALLERY_TOKENS = 80
 
 
 @dataclass
@@ -142,17 +143,35 @@ def attribute(
 def _store_gallery(
     ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str, attribution: Attribution
 ) -> None:
-    """Keep thumbnails of the first explained rows for the HTML report."""
-    images, pixels = eset.batch.images, attribution.pixels
-    if images is None or pixels is None:
-        return
-    from harness.reports.html import heatmap_png
+    """Keep thumbnails of the first explained rows for the HTML report (heat maps or token maps)."""
+    from harness.reports.html import heatmap_png, token_heatmap
 
+    batch, pixels, scores = eset.batch, attribution.pixels, attribution.tokens
     items = []
-    for i in range(min(GALLERY_ROWS, len(pixels))):
-        img, overlay = heatmap_png(images[i, 0].cpu().numpy(), pixels[i].cpu().numpy())
-        items.append((eset.batch.ids[i], int(eset.targets[i]), img, overlay))
+    for i in range(min(GALLERY_ROWS, len(batch))):
+        if batch.images is not None and pixels is not None:
+            img, overlay = heatmap_png(batch.images[i, 0].cpu().numpy(), pixels[i].cpu().numpy())
+        elif batch.tokens is not None and scores is not None:
+            words, values = _words(batch, i, scores[i].tolist())
+            img, overlay = "", token_heatmap(words, values)
+        else:
+            return
+        items.append((batch.ids[i], int(eset.targets[i]), img, overlay))
     ctx.store.write_gallery(ctx.run_id, (trained.dkey, trained.mkey, ekey), items)
+
+
+def _words(batch: Batch, row: int, scores: list[float]) -> tuple[list[str], list[float]]:
+    """Return the row's words with their token scores (at most ``GALLERY_TOKENS``).
+
+    A row's text, split on whitespace, names its first tokens when the tokens
+    after them are all one id (padding); otherwise tokens show as ``#id``.
+    """
+    assert batch.tokens is not None
+    ids = batch.tokens[row].tolist()
+    words = batch.texts[row].split() if batch.texts is not None else []
+    if words and len(words) <= len(ids) and len(set(ids[len(words) :])) <= 1:
+        return words[:GALLERY_TOKENS], scores[: min(len(words), GALLERY_TOKENS)]
+    return [f"#{t}" for t in ids[:GALLERY_TOKENS]], scores[:GALLERY_TOKENS]
 
 
 def _rows_for(metric: ExplanationMetric | GenerationMetric, eset: ExplainSet) -> Tensor:

@@ -1,8 +1,9 @@
 """``leaderboard.html``: a self-contained page for people.
 
 Sortable tables per dataset x model, and a gallery of heat maps beside the
-inputs they explain. Every string from the store is escaped; the page loads
-nothing from the network.
+inputs they explain (token heat maps for text: each word shaded by its
+score). Every string from the store is escaped; the page loads nothing from
+the network.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 import re
 from pathlib import Path
@@ -36,7 +38,9 @@ th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th{cursor:point
 td:first-child,th:first-child{text-align:left}.bad{color:#a00}.skip{color:#888}.best{font-weight:bold}
 .gallery{display:flex;flex-wrap:wrap;gap:1rem}.gallery figure{margin:0;text-align:center;font-size:.8rem}
 .gallery img{width:128px;height:128px;image-rendering:pixelated}.flags{color:#a60}
+.gallery p.tokens{max-width:26rem;text-align:left;line-height:1.7;margin:0}.tokens span{padding:0 .1rem}
 """
+TOKENS = "tokens:"  # a gallery overlay holding a token heat map (JSON), not a PNG data URL
 
 
 def _png(rgb: np.ndarray) -> str:
@@ -59,6 +63,26 @@ def heatmap_png(image: np.ndarray, heat: np.ndarray) -> tuple[str, str]:
     colour = np.stack([255 * h, 255 * np.clip(2 * h - 1, 0, 1) * 0.6, 255 * (1 - h) * 0.2], axis=2)
     overlay = 0.55 * gray + 0.45 * colour
     return _png(gray), _png(overlay)
+
+
+def token_heatmap(words: list[str], scores: list[float]) -> str:
+    """Return a gallery overlay of words and their scores, scaled to [-1, 1] by the largest |score|."""
+    peak = max((abs(v) for v in scores), default=0.0) or 1.0
+    return TOKENS + json.dumps(
+        [[w, round(v / peak, 3)] for w, v in zip(words, scores, strict=True)]
+    )
+
+
+def _token_paragraph(overlay: str) -> str:
+    """Render a token heat map: red for positive, blue for negative evidence (escaped words)."""
+    spans = []
+    for word, v in json.loads(overlay.removeprefix(TOKENS)):
+        colour = "220,50,40" if v >= 0 else "40,90,220"
+        spans.append(
+            f'<span style="background:rgba({colour},{abs(float(v)):.3f})" '
+            f'title="{float(v):+.3f}">{html.escape(str(word))}</span>'
+        )
+    return f'<p class="tokens">{" ".join(spans)}</p>'
 
 
 def _value(row: pd.Series, best: bool) -> str:
@@ -103,9 +127,14 @@ def _gallery(items: list[dict[str, object]]) -> str:
     figures = []
     for it in items:
         caption = html.escape(f"{it['explainer']} · {it['sample_id']} · target {it['target']}")
-        figures.append(
-            f'<figure><img src="{it["overlay"]}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
-        )
+        overlay = str(it["overlay"])
+        if overlay.startswith(TOKENS):
+            body = _token_paragraph(overlay)
+        elif overlay.startswith("data:image/png;base64,"):
+            body = f'<img src="{overlay}" alt="{caption}">'
+        else:
+            continue  # nothing this page can show safely
+        figures.append(f"<figure>{body}<figcaption>{caption}</figcaption></figure>")
     return f'<div class="gallery">{"".join(figures)}</div>' if figures else ""
 
 

@@ -105,5 +105,9 @@ def test_a_text_benchmark_scores_token_explanations(tmp_path: Path) -> None:
     # a pixel metric has nothing to score on a text model: skipped with its reason, not failed
     skipped = value["toy.token_occlusion", "localisation.pointing_game"]
     assert skipped["status"] == "skipped" and skipped["reason"]
+    page = (out / "leaderboard.html").read_text()  # token heat maps of the words explained
+    assert '<p class="tokens">' in page and any(
+        f">{word}</span>" in page for word in ("tumour", "colon", "neuron", "brain")
+    )
     board = (out / "leaderboard.md").read_text()
     assert "faithfulness.comprehensiveness ↑" in board and "faithfulness.sufficiency ↓" in board

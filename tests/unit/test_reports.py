@@ -102,3 +102,19 @@ def test_heatmap_png_is_a_png_of_the_image_size() -> None:
     for url in (img, overlay):
         data = base64.b64decode(url.split(",", 1)[1])
         assert Image.open(io.BytesIO(data)).size == (16, 16)
+
+
+def test_token_heat_maps_render_escaped_words_shaded_by_score(tmp_path: Path) -> None:
+    from harness.reports.html import token_heatmap
+
+    store = filled_store(tmp_path)
+    run = store.latest_run()["run_id"]
+    overlay = token_heatmap(["tumour", EVIL, "patient"], [2.0, -1.0, 0.0])
+    store.write_gallery(run, ("d", "m", "captum.grad_cam"), [("s9", 1, "", overlay)])
+    store.write_gallery(run, ("d", "m", "control.random"), [("s8", 1, "", "javascript:alert(1)")])
+    write_reports(store, tmp_path)
+    page = (tmp_path / "leaderboard.html").read_text()
+    assert '<p class="tokens">' in page
+    assert 'style="background:rgba(220,50,40,1.000)" title="+1.000">tumour</span>' in page
+    assert 'rgba(40,90,220,0.500)" title="-0.500">&lt;script&gt;' in page  # negative: blue
+    assert EVIL not in page and "javascript:" not in page  # unknown overlays are not shown
