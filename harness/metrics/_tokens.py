@@ -1,11 +1,32 @@
-"""Token inputs of the token-level metrics: ids, scores and the document's (non-padding) tokens."""
+"""Token inputs of the token-level metrics: ids, scores and the document's (non-padding) tokens.
+
+Metrics that score pixel maps or token scores alike take ``over`` ("pixels"
+or "tokens"); :func:`feature_tags` gives the tags the planner reads for it.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from torch import Tensor
 
 from harness.contracts.data import Attribution, Batch
+from harness.contracts.tags import MetricTags, Modality, Need
 from harness.errors import DataError
+from harness.metrics._params import choice
+
+FEATURES = ("pixels", "tokens")
+
+
+def feature_tags(name: str, tags: MetricTags, over: str) -> MetricTags:
+    """Return pixel-map ``tags``, or their token version (token scores, text and image+text).
+
+    ``over`` is checked here: the planner reads the tags before anything runs.
+    """
+    if choice(name, "over", over, FEATURES) == "pixels":
+        return tags
+    needs = (tags.needs - {Need.PIXEL_ATTRIBUTIONS}) | {Need.TOKEN_ATTRIBUTIONS}
+    return replace(tags, needs=needs, modalities=frozenset({Modality.TEXT, Modality.IMAGE_TEXT}))
 
 
 def token_inputs(

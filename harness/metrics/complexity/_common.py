@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import TYPE_CHECKING, ClassVar
 
 from torch import Tensor
@@ -9,8 +10,7 @@ from torch import Tensor
 from harness.contracts.metric import ExplanationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import DataError
-from harness.metrics._params import choice
-from harness.metrics._tokens import token_inputs
+from harness.metrics._tokens import feature_tags, token_inputs
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -22,15 +22,9 @@ COMPLEXITY_TAGS = MetricTags(
     needs=frozenset({Need.PIXEL_ATTRIBUTIONS}),
     modalities=frozenset({Modality.IMAGE, Modality.IMAGE_TEXT}),
 )
-TOKEN_COMPLEXITY_TAGS = MetricTags(
-    kind=MetricKind.COMPLEXITY,
-    needs=frozenset({Need.TOKEN_ATTRIBUTIONS}),
-    modalities=frozenset({Modality.TEXT, Modality.IMAGE_TEXT}),
-)
-FEATURES = ("pixels", "tokens")
 
 
-class ComplexityMetric(ExplanationMetric):
+class ComplexityMetric(ExplanationMetric, abc.ABC):
     """Base of the complexity metrics: one score per row from its magnitudes over its features.
 
     Parameters
@@ -49,9 +43,8 @@ class ComplexityMetric(ExplanationMetric):
         self.pad_token = pad_token
 
     def get_tags(self) -> MetricTags:
-        """Pixel or token attributions, as ``over`` says (checked: the planner reads these)."""
-        tokens = choice(self.name, "over", self.over, FEATURES) == "tokens"
-        return TOKEN_COMPLEXITY_TAGS if tokens else COMPLEXITY_TAGS
+        """Pixel or token attributions, as ``over`` says."""
+        return feature_tags(self.name, self.tags, self.over)
 
     def _score(
         self,
@@ -64,9 +57,9 @@ class ComplexityMetric(ExplanationMetric):
         a, valid = magnitudes(self.name, self.over, self.pad_token, batch, attribution)
         return self._complexity(a, valid)
 
+    @abc.abstractmethod
     def _complexity(self, a: Tensor, valid: Tensor | None) -> Tensor:
         """Return (N,) scores of (N, P) magnitudes (zero where ``valid`` is False, if given)."""
-        raise NotImplementedError
 
 
 def magnitudes(

@@ -64,13 +64,12 @@ def keep_tokens(tokens: Tensor, keep: Tensor, pad: int, removal: str) -> Tensor:
     removed = (tokens != pad) & ~keep
     if removal == "replace":
         return tokens.masked_fill(removed, pad)
-    left = (tokens[:, :1] == pad).to(torch.int8)  # left-padded rows close up to the end
-    stays = (~removed).to(torch.int8)
-    order = torch.argsort(stays * left + (1 - stays) * (1 - left), dim=1, stable=True)
-    moved = tokens.gather(1, order)
-    kept = stays.sum(1, keepdim=True)
+    left = tokens[:, :1] == pad  # left-padded rows close up to the end
+    last = torch.where(left, ~removed, removed)  # what the stable sort puts last
+    moved = tokens.gather(1, torch.argsort(last.to(torch.int8), dim=1, stable=True))
+    kept = (~removed).sum(1, keepdim=True)
     positions = torch.arange(tokens.shape[1], device=tokens.device)
-    filled = torch.where(left.bool(), positions >= tokens.shape[1] - kept, positions < kept)
+    filled = torch.where(left, positions >= tokens.shape[1] - kept, positions < kept)
     return torch.where(filled, moved, torch.full_like(moved, pad))
 
 

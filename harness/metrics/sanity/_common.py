@@ -12,36 +12,34 @@ document's tokens, padding left out; SSIM is an image similarity and is refused.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from harness.contracts.metric import Scores
-from harness.contracts.tags import MetricTags, Modality, Need
+from harness.contracts.tags import MetricTags
 from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
-from harness.metrics._params import choice
+from harness.metrics._tokens import feature_tags as token_feature_tags
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
 
-FEATURES = ("pixels", "tokens")
-
 
 def feature_tags(name: str, tags: MetricTags, over: str, similarity: str) -> MetricTags:
-    """Return ``tags`` for pixel maps, or their token version (checked: the planner reads them)."""
-    if choice(name, "over", over, FEATURES) == "pixels":
-        return tags
-    if similarity != "spearman":
+    """Return ``tags`` for pixel maps or token scores (:func:`harness.metrics._tokens.feature_tags`).
+
+    Token scores are compared by Spearman only: SSIM is refused here, at plan time.
+    """
+    out = token_feature_tags(name, tags, over)  # checks ``over``
+    if over == "tokens" and similarity != "spearman":
         raise PluginError(
             f"{name}: similarity={similarity!r} with over='tokens' - expected 'spearman' (SSIM "
             "compares images).",
             plugin=name,
         )
-    needs = (tags.needs - {Need.PIXEL_ATTRIBUTIONS}) | {Need.TOKEN_ATTRIBUTIONS}
-    return replace(tags, needs=needs, modalities=frozenset({Modality.TEXT, Modality.IMAGE_TEXT}))
+    return out
 
 
 def features(attribution: Attribution, over: str) -> Tensor | None:
