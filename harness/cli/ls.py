@@ -16,13 +16,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tags(registry: object, name: str) -> str:
+    """Format the plugin's class tags, and a metric's token variant (``over="tokens"``) if any."""
+    import inspect
+
     from harness.errors import PluginError
 
     try:
         cls = registry.get(name)  # type: ignore[attr-defined]
     except PluginError as exc:
         return f"cannot load: {exc}"
-    tags = cls.tags
+    line = _format(cls.tags)
+    if hasattr(cls, "higher_is_better"):
+        line += " higher is better" if cls.higher_is_better else " lower is better"
+    params = inspect.signature(cls).parameters
+    if "over" in params and params["over"].default == "pixels":
+        tokens = {"over": "tokens"} | ({"similarity": "spearman"} if "similarity" in params else {})
+        line += f" | over=tokens: {_format(cls(**tokens).get_tags())}"
+    return line
+
+
+def _format(tags: object) -> str:
     parts = []
     for field in ("modality", "modalities", "task", "tasks", "needs", "provides", "output", "kind"):
         value = getattr(tags, field, None)
@@ -31,8 +44,6 @@ def _tags(registry: object, name: str) -> str:
                 value.value if hasattr(value, "value") else ",".join(sorted(v.value for v in value))
             )
             parts.append(f"{field}={shown}")
-    if hasattr(cls, "higher_is_better"):
-        parts.append("higher is better" if cls.higher_is_better else "lower is better")
     return " ".join(parts)
 
 

@@ -133,3 +133,13 @@ def test_ls_shows_distribution_and_version() -> None:
     lines = proc.stdout.splitlines()
     assert any("captum.grad_cam" in line and "harness-builtins 0.1.0" in line for line in lines)
     assert any("localisation.pointing_game" in line and "harness 0.1.0" in line for line in lines)
+
+
+def test_ls_tags_show_token_variants() -> None:
+    proc = run_cli("ls", "metrics", "--tags")
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    pixels, tokens = lines["sanity.random_logit"].split(" | over=tokens: ")
+    assert "needs=explainer,pixel_attributions" in pixels and "modalities=image," in pixels
+    assert "needs=explainer,token_attributions" in tokens and "modalities=image+text,text" in tokens
+    assert "over=tokens" not in lines["faithfulness.road"]
