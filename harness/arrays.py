@@ -45,6 +45,7 @@ from harness.contracts import (
     Task,
     TorchModel,
 )
+from harness.contracts.validation import finite_rows
 from harness.device import resolve_device
 from harness.errors import CapabilityError, DataError, PluginError
 
@@ -138,7 +139,7 @@ def _per_row(name: str, value: ArrayLike, n: int, shape: tuple[int, ...]) -> Ten
             f"{name}: expected shape ({n}, {dims}) or ({n}, 1, {dims}) (one map per input), got "
             f"{tuple(t.shape)}" + ("; sum the channels first" if t.dim() == len(shape) + 2 else "")
         )
-    return t.float()
+    return finite_rows(name, t.float())
 
 
 def _inputs(x_batch: ArrayLike) -> Tensor:
@@ -153,7 +154,7 @@ def _inputs(x_batch: ArrayLike) -> Tensor:
             f"x_batch: expected images (N, C, H, W) or (N, H, W), or integer token ids (N, L), "
             f"got shape {tuple(x.shape)} of {x.dtype}"
         )
-    return x if x.is_floating_point() else x.float()
+    return finite_rows("x_batch", x if x.is_floating_point() else x.float())
 
 
 def _targets(y_batch: ArrayLike, n: int, classes: int) -> Tensor:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from harness.contracts.data import Attribution, Batch
 from harness.contracts.tags import Need
-from harness.errors import CapabilityError, ContractViolation
+from harness.errors import CapabilityError, ContractViolation, DataError
 
 if TYPE_CHECKING:
     from harness.contracts.component import Component
@@ -35,6 +35,20 @@ def _finite(values: Tensor, what: str, kind: str, plugin: Component) -> None:
             "expected finite numbers",
             plugin=plugin.name,
         )
+
+
+def finite_rows(name: str, values: Tensor) -> Tensor:
+    """Return ``values`` (rows first), or raise a DataError naming the first row with NaN or inf."""
+    if not values.is_floating_point() or values.dim() == 0:
+        return values
+    bad = ~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0])
+        raise DataError(
+            f"{name}: row {row} has non-finite values (NaN or inf) - expected finite numbers "
+            f"({int(bad.sum())} of {len(values)} rows affected)"
+        )
+    return values
 
 
 def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Attribution:
@@ -132,7 +146,7 @@ def require_metric_needs(
     attribution: Attribution,
     explainer: Explainer | None,
 ) -> None:
-    """Raise CapabilityError when the inputs lack what ``metric`` needs."""
+    """Raise CapabilityError when the inputs lack what ``metric`` needs (DataError: non-finite maps)."""
     needs = metric.get_tags().needs
     missing = []
     if Need.REFERENCES in needs and batch.references is None:
@@ -155,3 +169,6 @@ def require_metric_needs(
         raise CapabilityError(
             f"metric {metric.name!r} needs {', '.join(missing)}", plugin=metric.name
         )
+    for kind, values in (("pixel", attribution.pixels), ("token", attribution.tokens)):
+        if values is not None:
+            finite_rows(f"metric {metric.name!r}: {kind} attributions", values)

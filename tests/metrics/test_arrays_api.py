@@ -143,6 +143,12 @@ def test_a_multi_label_task_scores_sigmoid_probabilities(arrays) -> None:
         np.testing.assert_allclose(clean.numpy(), probs.double().numpy(), atol=1e-6)
 
 
+def _poison(values: np.ndarray, row: int, bad: float = np.nan) -> np.ndarray:
+    out = values.copy()
+    out[row, ..., 3] = bad
+    return out
+
+
 def test_bad_arrays_and_missing_arguments_are_named(arrays) -> None:
     module, x, y, a, s = arrays
     pf = "faithfulness.pixel_flipping"
@@ -155,6 +161,8 @@ def test_bad_arrays_and_missing_arguments_are_named(arrays) -> None:
         (dict(a_batch=a[:, :, :8]), DataError, "a_batch: expected shape \\(8, 16, 16\\)"),
         (dict(ids=["a"] * 8), DataError, "ids: expected 8 distinct sample ids"),
         (dict(task="regression"), DataError, "task: expected 'multiclass' or 'multilabel'"),
+        (dict(a_batch=_poison(a, 5)), DataError, "a_batch: row 5 has non-finite values"),
+        (dict(x_batch=_poison(x, 2, np.inf)), DataError, "x_batch: row 2 has non-finite"),
     ]
     for changes, error, message in cases:
         kwargs = dict(x_batch=x, y_batch=y, a_batch=a) | changes

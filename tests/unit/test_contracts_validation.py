@@ -13,6 +13,7 @@ from harness import (
     Batch,
     CapabilityError,
     ContractViolation,
+    DataError,
     Explainer,
     ExplainerTags,
     ExplanationMetric,
@@ -149,6 +150,28 @@ def test_metric_needs_raise_capability_errors():
             torch.zeros(2, dtype=torch.long),
             Attribution(pixels=torch.zeros(2, 16, 16)),
         )
+
+
+def test_non_finite_attributions_are_refused_naming_the_row():
+    batch = _image_batch(3, 3)
+    batch = Batch(
+        ids=batch.ids,
+        labels=batch.labels,
+        images=batch.images,
+        masks=torch.ones(3, 3, 16, 16, dtype=torch.bool),
+    )
+    maps = torch.zeros(3, 16, 16)
+    maps[2, 4, 4] = float("inf")
+    with pytest.raises(
+        DataError, match="'test.mask_metric': pixel attributions: row 2 has non-finite"
+    ):
+        MaskMetric().score(
+            _model(), batch, torch.zeros(3, dtype=torch.long), Attribution(pixels=maps)
+        )
+    maps[2, 4, 4] = 0.0
+    assert MaskMetric().score(
+        _model(), batch, torch.zeros(3, dtype=torch.long), Attribution(pixels=maps)
+    ).shape == (3,)
 
 
 def test_explainer_needs_raise_capability_errors():
