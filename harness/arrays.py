@@ -120,8 +120,9 @@ class FunctionExplainer(Explainer):
 
 
 def _tensor(name: str, value: ArrayLike) -> Tensor:
+    """Return ``value`` as a CPU tensor (the batch is built there; metrics move it to the model)."""
     if isinstance(value, Tensor):
-        return value.detach()
+        return value.detach().cpu()
     try:
         return torch.as_tensor(np.asarray(value))
     except (TypeError, ValueError) as exc:

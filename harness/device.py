@@ -1,10 +1,13 @@
 """Device selection: ``auto`` means CUDA when available, else CPU.
 
-Selecting a CUDA device also makes float32 exact there (:func:`exact_float32`):
-by default cuDNN convolutions run in TF32 on Ampere and later GPUs (about
-1e-3 relative error), which would make thresholded metrics (monotonicity,
-ROAD's "correct" output, hit rate) depend on batching and the algorithm
-cuDNN picks, and keep frozen graphs from passing their check against eager.
+Selecting a CUDA device also makes its float32 exact and its algorithms
+deterministic (:func:`exact_cuda`): by default cuDNN convolutions run in TF32
+on Ampere and later GPUs (about 1e-3 relative error), which would make
+thresholded metrics (monotonicity, ROAD's "correct" output, hit rate) depend
+on batching and the algorithm cuDNN picks, and keep frozen graphs from passing
+their check against eager; cuDNN's benchmark mode and non-deterministic
+backward algorithms would let gradient explanations, and so rank-based
+metrics, change between runs.
 """
 
 from __future__ import annotations
@@ -14,22 +17,48 @@ import torch
 from harness.errors import SpecError
 
 
-def exact_float32(device: torch.device) -> None:
-    """On CUDA, run float32 matmuls and cuDNN convolutions in full precision (no TF32)."""
+def exact_cuda(device: torch.device) -> None:
+    """On CUDA: full-precision float32 (no TF32) and deterministic cuDNN algorithms.
+
+    Uses torch's long-standing ``allow_tf32`` switches: setting the newer
+    ``fp32_precision`` ones makes ``torch.backends.cudnn.allow_tf32`` and
+    ``torch.backends.cudnn.flags()`` raise for the rest of the process.
+    """
     if device.type == "cuda":
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 def resolve_device(name: str) -> torch.device:
-    """Return the torch device for a spec's ``device`` value (CUDA: float32 made exact)."""
+    """Return the torch device for a spec's ``device`` value (CUDA: made exact).
+
+    Raises a SpecError for a name torch does not know, CUDA without a GPU, or
+    a GPU index the machine does not have.
+    """
     if name == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    elif name.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError(
-            "device", "device", f"{name!r} requested but CUDA is not available; use 'auto' or 'cpu'"
-        )
     else:
-        device = torch.device(name)
-    exact_float32(device)
+        try:
+            device = torch.device(name)
+        except RuntimeError as exc:
+            raise SpecError(
+                "device", "device", f"{name!r} - expected 'auto', 'cpu' or 'cuda[:i]' ({exc})"
+            ) from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SpecError(
+                "device",
+                "device",
+                f"{name!r} requested but CUDA is not available; use 'auto' or 'cpu'",
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise SpecError(
+                "device",
+                "device",
+                f"{name!r} - expected a GPU index below {count} (this machine has {count})",
+            )
+    exact_cuda(device)
     return device

@@ -15,6 +15,7 @@ from harness.contracts.component import Component
 from harness.contracts.data import Batch, DatasetInfo
 from harness.contracts.tags import ModelTags, Task
 from harness.contracts.validation import check_logits
+from harness.device import exact_cuda
 from harness.errors import CapabilityError, PluginError
 
 if TYPE_CHECKING:
@@ -174,7 +175,9 @@ class TorchModel(Model, abc.ABC):
         return torch.device("cpu") if param is None else param.device
 
     def to(self, device: torch.device | str) -> TorchModel:
-        """Move the module to ``device``."""
+        """Move the module to ``device`` (a CUDA device is made exact: :func:`~harness.device.exact_cuda`)."""
+        device = torch.device(device)
+        exact_cuda(device)
         self.module.to(device)
         return self
 

@@ -60,6 +60,7 @@ __all__ = [
     "engine_scope",
     "evaluate",
     "is_oom",
+    "release_cached_memory",
     "model_key",
     "shared",
     "target_scores",
@@ -193,6 +194,12 @@ def chunk_size(model: Model, images: Tensor) -> int:
 
 
 _OOM_MESSAGES = ("out of memory", "can't allocate memory", "status_alloc_failed")
+
+
+def release_cached_memory(device: torch.device) -> None:
+    """Return the CUDA caching allocator's free blocks after an out-of-memory error."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -329,8 +336,7 @@ def _run_chunks(
                 for stats in _COUNTERS:
                     stats.retries += 1
                 log.warning("out of memory at %d images per chunk; retrying at %d", failed, chunk)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                release_cached_memory(device)
                 continue
             parts.append(reduce(logits.float(), rows))
             start = stop

@@ -68,17 +68,37 @@ def weights_pinned() -> Iterator[None]:
 
 
 _RAMPS: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+_RAMP_MAX = 1 << 20  # position weights kept per device and dtype: 4 MB in float32
 
 
-def _ramp(t: Tensor) -> Tensor:
-    """Return position weights 1, 2, ... (as many as ``t`` has values) on ``t``'s device."""
-    key = (t.device, t.dtype)
+def _ramp(device: torch.device, dtype: torch.dtype, n: int) -> Tensor:
+    """Return position weights 1, 2, ..., ``n`` (``n`` <= ``_RAMP_MAX``) on ``device``."""
+    key = (device, dtype)
     ramp = _RAMPS.get(key)
-    if ramp is None or len(ramp) < t.numel():
-        size = 1 << (t.numel() - 1).bit_length()  # powers of two: few regrowths
-        ramp = torch.arange(1, size + 1, device=t.device).to(t.dtype)
+    if ramp is None or len(ramp) < n:
+        size = min(_RAMP_MAX, 1 << (n - 1).bit_length())  # powers of two: few regrowths
+        ramp = torch.arange(1, size + 1, device=device, dtype=dtype)
         _RAMPS[key] = ramp
-    return ramp[: t.numel()]
+    return ramp[:n]
+
+
+def _position_weighted_sum(t: Tensor) -> Tensor:
+    """Return ``sum_i w_i t_i`` over the flat ``t``, weights depending on the position ``i``.
+
+    Up to ``_RAMP_MAX`` values the weight is ``i + 1``; longer tensors are cut
+    into blocks of ``_RAMP_MAX`` and value ``j`` of block ``b`` weighs
+    ``(b + 1) (j + 1)``, so no weight vector as long as the largest layer
+    (100 million values for VGG16's first linear layer) is ever built.
+    """
+    n = t.numel()
+    if n <= _RAMP_MAX:
+        return torch.dot(t, _ramp(t.device, t.dtype, n))
+    blocks, tail = divmod(n, _RAMP_MAX)
+    ramp = _ramp(t.device, t.dtype, _RAMP_MAX)
+    total = torch.dot(t[: blocks * _RAMP_MAX].view(blocks, _RAMP_MAX).mv(ramp), ramp[:blocks])
+    if tail:
+        total = total + (blocks + 1) * torch.dot(t[blocks * _RAMP_MAX :], ramp[:tail])
+    return total
 
 
 def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
@@ -89,7 +109,9 @@ def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
     wide = [t if t.dtype in (torch.float32, torch.float64) else t.float() for t in floats]
     with torch.no_grad():
         sums = [
-            s for t in wide for s in (t.sum(dtype=torch.float64), torch.dot(t, _ramp(t)).double())
+            s
+            for t in wide
+            for s in (t.sum(dtype=torch.float64), _position_weighted_sum(t).double())
         ]
         return tuple(torch.stack(sums).tolist())
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from harness.chunking import explain_chunks
 from harness.contracts import (
     Attribution,
     Batch,
@@ -108,21 +109,18 @@ def _concat(parts: list[Attribution]) -> Attribution:
 def attribute(
     ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str
 ) -> tuple[str, Attribution]:
-    """Explain every row of the explain set with one explainer, in batches."""
+    """Explain every row of the explain set with one explainer, in batches.
+
+    Batches of ``explain.batch_size`` rows; a batch that runs out of memory is
+    halved and retried (:func:`harness.chunking.explain_chunks`).
+    """
     explainer = ctx.plugins.explainers[ekey]
     key = stage_key("attributions", explainer, [trained.model_key, eset.key], ctx.spec.seed)
     ctx.progress.stage(f"explaining {trained.model.name} with {ekey}")
     size = ctx.spec.explain.batch_size
 
     def compute() -> Computed:
-        parts = [
-            explainer.explain(
-                trained.model,
-                eset.batch.index(range(s, min(s + size, len(eset.batch)))),
-                eset.targets[s : s + size],
-            )
-            for s in range(0, len(eset.batch), size)
-        ]
+        parts, _ = explain_chunks(trained.model, explainer, eset.batch, eset.targets, size)
         out = _concat(parts) if parts else Attribution(pixels=torch.zeros(0))
         tensors = {
             k: v for k, v in (("pixels", out.pixels), ("tokens", out.tokens)) if v is not None

@@ -68,12 +68,23 @@ def predict(
     return torch.cat(labels), torch.cat(probs)
 
 
+def model_stage_key(model: Model, splits_key: str, seed: int, device: torch.device) -> str:
+    """Return the checkpoint's stage key; a non-CPU device is part of it.
+
+    Weights trained (and explanations computed) on a GPU differ from the CPU's
+    (other random generators, other kernels), so cached artefacts of one device
+    never stand in for another's; every later stage's key follows.
+    """
+    extra = {} if device.type == "cpu" else {"device": device.type}
+    return stage_key("model", model, [splits_key], seed, extra)
+
+
 def train(ctx: RunContext, dkey: str, mkey: str) -> Trained:
     """Run the splits, checkpoint and prediction stages of one group."""
     info, dataset = ctx.plugins.datasets[dkey]
     splits_key, splits = _splits(ctx, dataset)
     model = ctx.plugins.models[mkey].clone()
-    model_key = stage_key("model", model, [splits_key], ctx.spec.seed)
+    model_key = model_stage_key(model, splits_key, ctx.spec.seed, ctx.device)
     seed_everything(key_seed(model_key))  # initial weights must not depend on what ran before
     model.build(info)
     ctx.progress.stage(f"training {mkey} on {dkey}")

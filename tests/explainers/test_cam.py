@@ -7,7 +7,10 @@ import torch
 from _explainer_toys import TinyCNN, Wrapped, info_for, make_batch
 from captum.attr import LayerAttribution, LayerGradCam
 from harness_builtins.explainers.cam.grad_cam import GradCAM
-from harness_builtins.explainers.cam.grad_cam_plus_plus import GradCAMPlusPlus
+from harness_builtins.explainers.cam.grad_cam_plus_plus import (
+    GradCAMPlusPlus,
+    grad_cam_plus_plus_weights,
+)
 from torch import Tensor, nn
 
 from harness.contracts import Batch, ModelTags
@@ -196,3 +199,14 @@ def test_in_place_relu_after_the_target_layer_changes_nothing(cls: type, batch: 
     plain = cls(relu=False).explain(_conv_stack(False), batch, targets).pixels
     in_place = cls(relu=False).explain(_conv_stack(True), batch, targets).pixels
     assert torch.equal(plain, in_place) and bool((plain < 0).any())
+
+
+def test_grad_cam_plus_plus_weights_survive_half_precision() -> None:
+    """Gradients of 1e-3 have cubes (1e-9) that are 0 in float16; the weights are computed in float32."""
+    g = torch.Generator().manual_seed(0)
+    activations = torch.rand(2, 3, 7, 7, generator=g) * 40  # sums of about 1000 per channel
+    gradients = (torch.rand(2, 3, 7, 7, generator=g) - 0.3) * 2e-3
+    exact = grad_cam_plus_plus_weights(activations.double(), gradients.double())
+    half = grad_cam_plus_plus_weights(activations.half(), gradients.half())
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half.double(), exact, rtol=2e-3, atol=1e-9)

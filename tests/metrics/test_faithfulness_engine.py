@@ -411,3 +411,21 @@ def test_weights_made_in_inference_mode_are_scored_uncached(toy_factory, wrap) -
     with torch.no_grad():
         expected = net(toy.batch.images)
     torch.testing.assert_close(_clean(model, toy), expected, atol=1e-6, rtol=0)
+
+
+def test_long_tensors_are_weighted_by_blocks_without_a_long_ramp(monkeypatch) -> None:
+    monkeypatch.setattr(_engine_cache, "_RAMP_MAX", 8)
+    monkeypatch.setattr(_engine_cache, "_RAMPS", {})
+    t = torch.arange(30, dtype=torch.float64).sin()
+    i = torch.arange(30)
+    weights = (i // 8 + 1) * (i % 8 + 1)  # value j of block b weighs (b + 1)(j + 1); tail too
+    expected = float((t * weights).sum())
+    assert float(_engine_cache._position_weighted_sum(t)) == pytest.approx(expected, rel=1e-12)
+    assert max(len(r) for r in _engine_cache._RAMPS.values()) == 8
+    short = t[:6]
+    assert float(_engine_cache._position_weighted_sum(short)) == pytest.approx(
+        float((short * torch.arange(1, 7)).sum()), rel=1e-12
+    )
+    swapped = t.clone()
+    swapped[[3, 27]] = swapped[[27, 3]]  # same sum, other positions
+    assert float(_engine_cache._position_weighted_sum(swapped)) != pytest.approx(expected)

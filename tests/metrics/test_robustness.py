@@ -177,3 +177,45 @@ def test_seeded_runs_repeat_and_larger_radius_is_worse(case) -> None:
     )
     assert torch.equal(first, again)
     assert bool((wide > first).all())
+
+
+class _OutOfMemoryAbove(InputXGradient):
+    """The real explainer on a device that runs out of memory above ``limit`` rows per call."""
+
+    def __init__(self, limit: int, error: Exception | None = None) -> None:
+        self.limit = limit
+        self.error = error or torch.cuda.OutOfMemoryError("CUDA out of memory. Tried 2 GiB")
+        self.calls: list[int] = []
+
+    def explain(self, model, batch, targets):  # type: ignore[no-untyped-def]
+        self.calls.append(len(batch))
+        if len(batch) > self.limit:
+            raise self.error
+        return super().explain(model, batch, targets)
+
+
+def test_explain_chunks_halve_on_out_of_memory_and_keep_the_rows(case) -> None:
+    from harness.chunking import explain_chunks
+
+    model, batch, targets, _ = case
+    explainer = _OutOfMemoryAbove(limit=3)
+    parts, size = explain_chunks(model, explainer, batch, targets, 8)
+    assert size == 2 and explainer.calls == [8, 4, 2, 2, 2, 2]
+    whole = EXPLAINER.explain(model, batch, targets).pixels
+    torch.testing.assert_close(torch.cat([p.pixels for p in parts]), whole)
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # one row per call still too many
+        explain_chunks(model, _OutOfMemoryAbove(limit=0), batch, targets, 8)
+    with pytest.raises(ValueError, match="not memory"):  # other errors are not retried
+        explain_chunks(model, _OutOfMemoryAbove(0, ValueError("not memory")), batch, targets, 8)
+
+
+def test_sensitivity_finishes_at_a_smaller_chunk_after_out_of_memory(case) -> None:
+    model, batch, targets, attribution = case
+    metric = harness.get_metric("robustness.avg_sensitivity", n_samples=4, chunk=32)
+    explainer = _OutOfMemoryAbove(limit=10)
+    torch.manual_seed(3)  # the noise seed comes from the global generator
+    flaky = metric.evaluate(model, batch, targets, attribution, explainer=explainer)
+    torch.manual_seed(3)
+    steady = metric.evaluate(model, batch, targets, attribution, explainer=EXPLAINER)
+    assert explainer.calls == [32, 16, 8, 8, 8, 8]  # 8 rows x 4 draws: two failed, four done
+    torch.testing.assert_close(flaky.values, steady.values)

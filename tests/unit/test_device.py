@@ -1,4 +1,4 @@
-"""Device selection: ``auto``, unavailable CUDA, and exact float32 on CUDA."""
+"""Device selection: ``auto``, bad names, unavailable CUDA, exact and deterministic CUDA."""
 
 from __future__ import annotations
 
@@ -10,26 +10,50 @@ import torch
 from harness.device import resolve_device
 from harness.errors import SpecError
 
+_CUDNN = ("allow_tf32", "deterministic", "benchmark")
+
 
 @pytest.fixture
-def precision() -> Iterator[None]:
-    """Restore the global TF32 settings a test changes."""
-    conv = torch.backends.cudnn.conv  # type: ignore[attr-defined]
-    saved = (torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision)
+def settings() -> Iterator[None]:
+    """Restore the global cuDNN / matmul settings a test changes."""
+    cudnn = {k: getattr(torch.backends.cudnn, k) for k in _CUDNN}
+    matmul = torch.backends.cuda.matmul.allow_tf32
     yield
-    torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision = saved
+    for k, v in cudnn.items():
+        setattr(torch.backends.cudnn, k, v)
+    torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
-def test_auto_is_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch, precision: None) -> None:
+def test_auto_is_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch, settings: None) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
-    assert torch.backends.cudnn.conv.fp32_precision == "tf32"  # type: ignore[attr-defined]
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert torch.backends.cudnn.allow_tf32 and not torch.backends.cudnn.deterministic
     with pytest.raises(SpecError, match="'cuda:1' requested but CUDA is not available"):
         resolve_device("cuda:1")
 
 
-def test_a_cuda_device_turns_tf32_off(monkeypatch: pytest.MonkeyPatch, precision: None) -> None:
+def test_unknown_device_names_are_spec_errors() -> None:
+    for name in ("cuda:x", "gpu", ""):
+        with pytest.raises(SpecError, match="expected 'auto', 'cpu' or 'cuda\\[:i\\]'"):
+            resolve_device(name)
+
+
+def test_a_missing_gpu_index_is_named(monkeypatch: pytest.MonkeyPatch, settings: None) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SpecError, match="'cuda:7' - expected a GPU index below 1"):
+        resolve_device("cuda:7")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+
+
+def test_a_cuda_device_is_exact_and_deterministic(
+    monkeypatch: pytest.MonkeyPatch, settings: None
+) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
-    assert torch.backends.cudnn.conv.fp32_precision == "ieee"  # type: ignore[attr-defined]
+    assert not torch.backends.cuda.matmul.allow_tf32
+    assert not torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    with torch.backends.cudnn.flags(enabled=True):  # the legacy API stays usable
+        pass

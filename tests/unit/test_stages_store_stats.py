@@ -31,6 +31,15 @@ def test_stage_key_depends_on_every_input() -> None:
     assert base != stage_key("attributions", Bumped(), ["m1"], 0)
 
 
+def test_the_checkpoint_key_names_a_gpu_but_keeps_cpu_keys() -> None:
+    from harness.pipeline.training import model_stage_key
+
+    model = Gradient()  # any component: the key hashes its name, version and parameters
+    cpu = model_stage_key(model, "splits", 0, torch.device("cpu"))
+    assert cpu == stage_key("model", model, ["splits"], 0)  # cached CPU checkpoints stay valid
+    assert model_stage_key(model, "splits", 0, torch.device("cuda")) != cpu
+
+
 def test_cache_round_trip_and_sidecar_marks_completion(tmp_path: Path) -> None:
     cache = ArtefactCache(tmp_path)
     assert not cache.has("abcd")

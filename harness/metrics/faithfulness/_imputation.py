@@ -229,8 +229,9 @@ def hashed_normal(seed: int, image_ids: Tensor, numel: int) -> Tensor:
     A counter-based generator: one SplitMix64 hash per draw gives two 24-bit
     uniforms (bits 40-63 and 8-31) for a float32 Box-Muller transform (tails
     reach 5.9 sigma). The noise of an image is the same whatever chunk it is
-    evaluated in and on whatever device, so chunk sizes never change ROAD's
-    values. (ROAD version 1 hashed twice per draw and used float64 maths.)
+    evaluated in, so chunk sizes never change ROAD's values; on another device
+    the hashes are equal and the float32 transform may differ in the last bit.
+    (ROAD version 1 hashed twice per draw and used float64 maths.)
     """
     device = image_ids.device
     pos = torch.arange(numel, device=device, dtype=torch.int64)

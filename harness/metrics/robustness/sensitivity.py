@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
+from harness.chunking import explain_chunks
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
@@ -110,9 +111,15 @@ def drawn_relative_changes(
         rows = batch if hi - lo == n else batch.index(torch.arange(lo, hi))
         perturbed = (noise(lo, hi) + images[lo:hi].detach().unsqueeze(1)).flatten(0, 1)
         copies = replace(rows, images=None).repeat_interleave(s).with_images(perturbed)
-        maps, size = _explain_chunks(
+        parts, size = explain_chunks(
             model, explainer, copies, targets[lo:hi].repeat_interleave(s), size
         )
+        pixels = [p.pixels for p in parts if p.pixels is not None]
+        if len(pixels) != len(parts):
+            raise CapabilityError(
+                f"sensitivity: explainer {explainer.name!r} - expected pixel attributions, got none"
+            )
+        maps = pixels[0] if len(pixels) == 1 else torch.cat(pixels)
         ref = reference[lo:hi].reshape(hi - lo, 1, -1).double()
         scale = ref.norm(dim=2)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -120,31 +127,6 @@ def drawn_relative_changes(
         changes[lo:hi] = diff.norm(dim=2) / scale
         lo = hi
     return changes
-
-
-def _explain_chunks(
-    model: Model, explainer: Explainer, copies: Batch, targets: Tensor, size: int
-) -> tuple[Tensor, int]:
-    """Explain ``copies`` ``size`` rows per call, halving on out-of-memory; (maps, final size)."""
-    total = len(copies)
-    maps: list[Tensor] = []
-    start = 0
-    while start < total:
-        stop = min(total, start + size)
-        part = copies if stop - start == total else copies.index(torch.arange(start, stop))
-        try:
-            out = explainer.explain(model, part, targets[start:stop]).pixels
-        except RuntimeError as exc:
-            if not _engine.is_oom(exc) or size == 1:
-                raise
-            size = max(1, size // 2)
-            log.warning(
-                "sensitivity: out of memory explaining %d rows; retrying at %d", stop - start, size
-            )
-            continue
-        maps.append(out)  # type: ignore[arg-type]
-        start = stop
-    return (maps[0] if len(maps) == 1 else torch.cat(maps)), size
 
 
 class _Sensitivity(ExplanationMetric):

@@ -127,13 +127,23 @@ def feature_geometry(module: nn.Module, layer: nn.Module, channels: int) -> Geom
 
 def _measure(module: nn.Module, name: str, channels: int) -> Geometry:
     """Linearise a copy of ``module`` and measure the geometry of its layer ``name``."""
-    net = copy.deepcopy(module)  # the geometry is the architecture's: same on every device
+    net = _cpu_copy(module)  # the geometry is the architecture's: same on every device
     _linearise(net)
-    net.to(device="cpu", dtype=torch.float32).eval()
+    net.to(dtype=torch.float32).eval()
     layer = net.get_submodule(name)
     stride_y, offset_y = _axis(net, layer, channels, axis=0)
     stride_x, offset_x = _axis(net, layer, channels, axis=1)
     return stride_y, offset_y, stride_x, offset_x
+
+
+def _cpu_copy(module: nn.Module) -> nn.Module:
+    """Deep-copy ``module`` with its tensors copied to the CPU (no second copy on its device)."""
+    memo: dict[int, object] = {
+        id(p): nn.Parameter(p.detach().to("cpu", copy=True), requires_grad=p.requires_grad)
+        for p in module.parameters()
+    }
+    memo.update({id(b): b.detach().to("cpu", copy=True) for b in module.buffers()})
+    return copy.deepcopy(module, memo)
 
 
 def _linearise(net: nn.Module) -> None:

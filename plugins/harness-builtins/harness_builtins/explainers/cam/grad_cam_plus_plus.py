@@ -28,7 +28,10 @@ def grad_cam_plus_plus_weights(activations: Tensor, gradients: Tensor) -> Tensor
     The factor ``exp(S)`` is one positive number per row: it does not change the
     map's shape, and it overflows for large logits, so it is left out (as the
     reference implementations do). ``alpha`` is 0 where its denominator is 0.
+    Half-precision inputs are computed in float32 (the weights are returned so).
     """
+    exact = torch.promote_types(gradients.dtype, torch.float32)  # g^3 underflows in half precision
+    gradients, activations = gradients.to(exact), activations.to(exact)
     g2 = gradients.pow(2)
     g3 = gradients.pow(3)
     act_sum = activations.sum(dim=(2, 3), keepdim=True)

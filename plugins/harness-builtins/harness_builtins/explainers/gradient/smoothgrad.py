@@ -83,7 +83,8 @@ class SmoothGrad(Explainer):
         forward, rows = captum_forward(model, batch)
         dims = tuple(range(1, images.dim()))
         low = images.amin(dim=dims, keepdim=True)
-        span = (images.amax(dim=dims, keepdim=True) - low).clamp(min=1e-12)
+        tiny = max(1e-12, torch.finfo(images.dtype).tiny)  # 1e-12 is 0 in half precision
+        span = (images.amax(dim=dims, keepdim=True) - low).clamp(min=tiny)
 
         def scaled_forward(unit: Tensor, index: Tensor) -> Tensor:
             return forward(unit * span[index] + low[index], index)
