@@ -12,6 +12,9 @@ metrics on them::
 
 Text models work the same way: ``x_batch`` holds integer token ids (N, L),
 ``a_batch`` token scores (N, L) and ``s_batch`` the target's rationale (N, L).
+Image+text models (``module(images, tokens)``) take images as ``x_batch`` and
+token ids as ``tokens``; ``a_batch`` / ``s_batch`` are then pixel maps and masks
+or token scores and rationales, told apart by their shape.
 The arrays are wrapped in the same contracts a benchmark run uses (a
 :class:`~harness.contracts.TorchModel` around the module, a
 :class:`~harness.contracts.Batch`, an :class:`~harness.contracts.Attribution`),
@@ -89,18 +92,32 @@ class TokenModuleModel(ModuleModel):
         return out
 
 
+class ImageTextModuleModel(ModuleModel):
+    """A :class:`ModuleModel` whose module reads images and token ids: ``module(images, tokens)``."""
+
+    name: ClassVar[str] = "arrays.image_text_module"
+    tags: ClassVar[ModelTags] = ModelTags(modalities=frozenset({Modality.IMAGE_TEXT}))
+
+    def _forward(self, batch: Batch) -> Tensor:
+        if batch.images is None or batch.tokens is None:
+            raise CapabilityError(f"model {self.name!r} needs images and tokens", plugin=self.name)
+        out: Tensor = self.module(batch.images, batch.tokens)
+        return out
+
+
 class FunctionExplainer(Explainer):
     """An :class:`Explainer` around ``fn(module, inputs, targets)`` (Quantus's ``explain_func``).
 
-    ``fn`` gets the module, the images (N, C, H, W) or token ids (N, L) and
-    the targets (N,) as tensors on the model's device, and returns one map per
-    row, (N, H, W) or (N, 1, H, W) for images, (N, L) for tokens, as a tensor
-    or an array.
+    ``fn`` gets the module, the inputs and the targets (N,) as tensors on the
+    model's device: images (N, C, H, W), token ids (N, L), or the pair
+    ``(images, tokens)`` for an image+text module. It returns one map per
+    row, (N, H, W) or (N, 1, H, W) for images, (N, L) for tokens (with an
+    image+text module: either, told apart by shape), as a tensor or an array.
     """
 
     name: ClassVar[str] = "arrays.explain_func"
     tags: ClassVar[ExplainerTags] = ExplainerTags(
-        modalities=frozenset({Modality.IMAGE, Modality.TEXT}),
+        modalities=frozenset({Modality.IMAGE, Modality.TEXT, Modality.IMAGE_TEXT}),
         output=frozenset({Output.PIXEL, Output.TOKEN}),
     )
 
@@ -108,15 +125,13 @@ class FunctionExplainer(Explainer):
         self.fn = fn
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
-        inputs = batch.images if batch.images is not None else batch.tokens
-        if not isinstance(model, TorchModel) or inputs is None:
+        images, tokens = batch.images, batch.tokens
+        if not isinstance(model, TorchModel) or (images is None and tokens is None):
             raise PluginError("explain_func needs a torch module and its inputs", plugin=self.name)
-        out = self.fn(model.module, inputs, targets)
-        if batch.images is None:
-            tokens = _per_row("explain_func's result", out, len(inputs), tuple(inputs.shape[1:]))
-            return Attribution(tokens=tokens.to(inputs.device))
-        maps = _per_row("explain_func's result", out, len(inputs), tuple(inputs.shape[2:]))
-        return Attribution(pixels=maps.to(inputs.device))
+        inputs: Any = images if tokens is None else tokens if images is None else (images, tokens)
+        out = _tensor("explain_func's result", self.fn(model.module, inputs, targets))
+        device = (images if images is not None else tokens).device  # type: ignore[union-attr]
+        return _attribution("explain_func's result", out, len(batch), images, tokens).to(device)
 
 
 def _tensor(name: str, value: ArrayLike) -> Tensor:
@@ -141,6 +156,22 @@ def _per_row(name: str, value: ArrayLike, n: int, shape: tuple[int, ...]) -> Ten
             f"{tuple(t.shape)}" + ("; sum the channels first" if t.dim() == len(shape) + 2 else "")
         )
     return finite_rows(name, t.float())
+
+
+def _is_tokens(value: Tensor, tokens: Tensor | None) -> bool:
+    """Return whether per-row ``value`` holds one number per token (else one per pixel)."""
+    return tokens is not None and tuple(value.shape) == tuple(tokens.shape)
+
+
+def _attribution(
+    name: str, value: ArrayLike, n: int, images: Tensor | None, tokens: Tensor | None
+) -> Attribution:
+    """Return token scores when ``value`` is shaped like the token ids, else pixel maps."""
+    t = _tensor(name, value)
+    if images is None or _is_tokens(t, tokens):
+        assert tokens is not None
+        return Attribution(tokens=_per_row(name, t, n, tuple(tokens.shape[1:])))
+    return Attribution(pixels=_per_row(name, t, n, tuple(images.shape[2:])))
 
 
 def _inputs(x_batch: ArrayLike) -> Tensor:
@@ -191,16 +222,26 @@ def _labels(labels: ArrayLike | None, task: Task, targets: Tensor, classes: int)
 
 
 def _ground_truth(
-    s_batch: ArrayLike | None, targets: Tensor, classes: int, shape: tuple[int, ...]
-) -> Tensor | None:
-    """Return (N, K, *shape) bool: the given mask or rationale in each row's target class."""
+    s_batch: ArrayLike | None,
+    targets: Tensor,
+    classes: int,
+    images: Tensor | None,
+    tokens: Tensor | None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Return (masks, rationales): the given ground truth in each row's target class.
+
+    Masks are (N, K, H, W) bool, rationales (N, K, L); ``s_batch`` is read as
+    rationales when it is shaped like the token ids or there are no images.
+    """
     if s_batch is None:
-        return None
+        return None, None
     n = len(targets)
-    s = _per_row("s_batch", s_batch, n, shape)
-    truth = torch.zeros(n, classes, *shape, dtype=torch.bool)
-    truth[torch.arange(n), targets] = s > 0
-    return truth
+    truth = _attribution("s_batch", s_batch, n, images, tokens)
+    given = truth.pixels if truth.pixels is not None else truth.tokens
+    assert given is not None
+    out = torch.zeros(n, classes, *given.shape[1:], dtype=torch.bool)
+    out[torch.arange(n), targets] = given > 0
+    return (out, None) if truth.pixels is not None else (None, out)
 
 
 def _explainer(explain_func: ExplainFunc | str | Explainer | None) -> Explainer | None:
@@ -248,11 +289,49 @@ def _require(metric: ExplanationMetric, given: dict[str, object]) -> None:
 def _model(
     net: nn.Module, info: DatasetInfo, device: torch.device, cam_layer: str | None
 ) -> ModuleModel:
-    kind = TokenModuleModel if info.modality is Modality.TEXT else ModuleModel
+    kind = {Modality.TEXT: TokenModuleModel, Modality.IMAGE_TEXT: ImageTextModuleModel}.get(
+        info.modality, ModuleModel
+    )
     model = kind(net=net, cam_layer=cam_layer)
     model.build(info)
     model.to(device)
     return model
+
+
+def _token_ids(tokens: ArrayLike | None, inputs: Tensor) -> Tensor | None:
+    """Return the (N, L) int64 token ids paired with image ``inputs`` (None when not given)."""
+    if tokens is None:
+        return None
+    t = _tensor("tokens", tokens)
+    if inputs.dim() != 4:
+        raise DataError("tokens: given with token ids in x_batch - expected images in x_batch")
+    if t.dim() != 2 or len(t) != len(inputs) or t.is_floating_point() or t.dtype is torch.bool:
+        raise DataError(
+            f"tokens: expected integer token ids ({len(inputs)}, L), one row per image, got "
+            f"shape {tuple(t.shape)} of {t.dtype}"
+        )
+    return t.long()
+
+
+def _info(kind: Task, classes: int, images: Tensor | None, tokens: Tensor | None) -> DatasetInfo:
+    """Describe the inputs as a dataset would: modality, image size, vocabulary, length."""
+    modality = (
+        Modality.TEXT
+        if images is None
+        else Modality.IMAGE
+        if tokens is None
+        else Modality.IMAGE_TEXT
+    )
+    names = tuple(str(k) for k in range(classes))
+    return DatasetInfo(
+        modality,
+        kind,
+        names,
+        channels=1 if images is None else int(images.shape[1]),
+        image_size=None if images is None else (int(images.shape[2]), int(images.shape[3])),
+        vocab_size=None if tokens is None else int(tokens.max()) + 1,
+        seq_len=None if tokens is None else int(tokens.shape[1]),
+    )
 
 
 def score(
@@ -263,6 +342,7 @@ def score(
     a_batch: ArrayLike,
     *,
     s_batch: ArrayLike | None = None,
+    tokens: ArrayLike | None = None,
     explain_func: ExplainFunc | str | Explainer | None = None,
     task: str = "multiclass",
     labels: ArrayLike | None = None,
@@ -279,21 +359,27 @@ def score(
     metric : str or ExplanationMetric
         A registered metric name (``harness ls metrics``), built with ``params``, or an instance.
     model : nn.Module
-        The trained classifier, mapping (N, C, H, W) images (or (N, L) token ids) to (N, K)
-        logits. It is put in eval mode and moved to ``device`` (in place, as Quantus does).
+        The trained classifier, mapping (N, C, H, W) images (or (N, L) token ids, or both as
+        ``model(images, tokens)``) to (N, K) logits. It is put in eval mode and moved to
+        ``device`` (in place, as Quantus does).
     x_batch : array or tensor
         Images (N, C, H, W), or (N, H, W) for one channel; or integer token ids (N, L).
     y_batch : array or tensor
         The explained class (or label) index of each input, (N,).
     a_batch : array or tensor
-        One attribution map per image, (N, H, W) or (N, 1, H, W); token scores (N, L).
+        One attribution map per image, (N, H, W) or (N, 1, H, W); token scores (N, L)
+        (with ``tokens``: read as token scores when shaped like ``tokens``).
     s_batch : array or tensor, optional
         Ground truth of the explained class, nonzero inside: masks (N, H, W) or
         (N, 1, H, W), or token rationales (N, L); needed by localisation metrics.
+    tokens : array or tensor, optional
+        Integer token ids (N, L) read with the images of ``x_batch`` by an image+text
+        model, called as ``model(images, tokens)``.
     explain_func : str, Explainer or callable, optional
         How metrics that re-explain (sanity checks, robustness) explain: a registered
         explainer name, an Explainer, or ``fn(module, inputs, targets)`` returning one map
-        per row (as ``a_batch``) for tensors on the model's device.
+        per row (as ``a_batch``) for tensors on the model's device (``inputs`` is the pair
+        ``(images, tokens)`` for an image+text model).
     task : {"multiclass", "multilabel"}, default="multiclass"
         How logits become probabilities (softmax or sigmoid).
     labels : array or tensor, optional
@@ -330,36 +416,31 @@ def score(
         raise DataError(f"task: expected 'multiclass' or 'multilabel', got {task!r}")
     on = resolve_device(device)
     inputs = _inputs(x_batch)
-    text = inputs.dim() == 2
-    n, shape = len(inputs), tuple(inputs.shape[1:] if text else inputs.shape[2:])
+    token_ids = _token_ids(tokens, inputs)
+    images, token_ids = (None, inputs) if inputs.dim() == 2 else (inputs, token_ids)
+    n = len(inputs)
     model.eval().to(on)
     with torch.inference_mode():
-        classes = int(model(inputs[:1].to(on)).shape[-1])
+        probe = [t[:1].to(on) for t in (images, token_ids) if t is not None]
+        classes = int(model(*probe).shape[-1])
     targets = _targets(y_batch, n, classes)
     names = tuple(str(i) for i in range(n)) if ids is None else tuple(str(i) for i in ids)
     if len(names) != n or len(set(names)) != n:
         raise DataError(
             f"ids: expected {n} distinct sample ids, got {len(names)} ({len(set(names))} distinct)"
         )
-    class_names = tuple(str(k) for k in range(classes))
-    if text:
-        vocab = int(inputs.max()) + 1
-        info = DatasetInfo(Modality.TEXT, kind, class_names, vocab_size=vocab, seq_len=shape[0])
-    else:
-        channels, (h, w) = inputs.shape[1], shape
-        info = DatasetInfo(Modality.IMAGE, kind, class_names, channels=channels, image_size=(h, w))
+    info = _info(kind, classes, images, token_ids)
     wrapped = _model(model, info, on, cam_layer)
     if label_randomised_model is not None:
         wrapped.label_randomised = _model(label_randomised_model.eval(), info, on, cam_layer)
-    truth = _ground_truth(s_batch, targets, classes, shape)
-    scores = _per_row("a_batch", a_batch, n, shape)
+    masks, rationales = _ground_truth(s_batch, targets, classes, images, token_ids)
     batch = Batch(
         ids=names,
         labels=_labels(labels, kind, targets, classes),
-        images=None if text else inputs,
-        tokens=inputs if text else None,
-        masks=None if text else truth,
-        rationales=truth if text else None,
+        images=images,
+        tokens=token_ids,
+        masks=masks,
+        rationales=rationales,
     )
-    attribution = Attribution(tokens=scores) if text else Attribution(pixels=scores)
+    attribution = _attribution("a_batch", a_batch, n, images, token_ids)
     return scorer.evaluate(wrapped, batch, targets, attribution, explainer=_explainer(explain_func))

@@ -258,3 +258,63 @@ def test_token_ids_score_as_the_plugin_path_does() -> None:
         harness.score("localisation.rationale_auprc", model.module, tokens, targets, scores)
     with pytest.raises(DataError, match="a_batch: expected shape \\(6, 625\\)"):
         harness.score("faithfulness.sufficiency", model.module, tokens, targets, scores[:, :50])
+
+
+def test_image_text_models_score_pixels_and_tokens_as_the_plugin_path_does() -> None:
+    """``tokens=`` pairs token ids with the images; maps and ground truth are told apart by shape."""
+    from harness.contracts import Modality, Task
+    from harness.testing._select import (
+        fixture_batch,
+        fixture_dataset,
+        fixture_model,
+        fixture_targets,
+    )
+    from harness.testing._toy_attribution import ToyInputXGradient, ToyTokenOcclusion
+
+    model = fixture_model(Modality.IMAGE_TEXT, Task.MULTILABEL)
+    batch = fixture_batch(fixture_dataset(Modality.IMAGE_TEXT, Task.MULTILABEL), rows=10)
+    keep = batch.target_masks(fixture_targets(batch, Task.MULTILABEL)).flatten(1).any(1)
+    batch = batch.index(keep.nonzero().flatten()[:6])  # rows whose finding has a mask
+    targets = fixture_targets(batch, Task.MULTILABEL)
+    pixels = ToyInputXGradient().explain(model, batch, targets)
+    tokens = ToyTokenOcclusion().explain(model, batch, targets)
+    arrays = dict(
+        tokens=batch.tokens.numpy(), task="multilabel", labels=batch.labels.numpy(), ids=batch.ids
+    )
+    x, y = batch.images.numpy(), targets.numpy()
+    cases = [
+        ("faithfulness.pixel_flipping", pixels, {}, None),
+        ("localisation.relevance_mass", pixels, {}, batch.target_masks(targets)),
+        ("faithfulness.comprehensiveness", tokens, {}, None),
+        ("localisation.rationale_auprc", tokens, {}, batch.target_rationales(targets)),
+        ("complexity.entropy", tokens, {"over": "tokens"}, None),
+    ]
+    for name, attribution, params, truth in cases:
+        cell = harness.get_metric(name, **params).score(model, batch, targets, attribution)
+        maps = attribution.pixels if attribution.pixels is not None else attribution.tokens
+        ours = harness.score(
+            name, model.module, x, y, maps.numpy(), s_batch=truth, **arrays, **params
+        )
+        np.testing.assert_allclose(ours.values.numpy(), cell.numpy(), atol=1e-6, err_msg=name)
+
+    seen = []
+
+    def explain(module, inputs, t):  # a notebook's explain function for an image+text model
+        images, ids = inputs
+        seen.append((images.shape, ids.shape))
+        wrapped = harness.arrays.ImageTextModuleModel(net=module)
+        wrapped.build(fixture_dataset(Modality.IMAGE_TEXT, Task.MULTILABEL).info())
+        sub = harness.Batch(ids=batch.ids, labels=batch.labels, images=images, tokens=ids)
+        return ToyInputXGradient().explain(wrapped, sub, t).pixels
+
+    metric = harness.get_metric("sanity.random_logit", similarity="spearman")
+    cell = metric.score(model, batch, targets, pixels, explainer=ToyInputXGradient())
+    ours = harness.score(metric, model.module, x, y, pixels.pixels, explain_func=explain, **arrays)
+    np.testing.assert_allclose(ours.values.numpy(), cell.numpy(), atol=1e-9)
+    assert seen and seen[0] == (batch.images.shape, batch.tokens.shape)
+    with pytest.raises(DataError, match="tokens: expected integer token ids \\(6, L\\)"):
+        harness.score("faithfulness.pixel_flipping", model.module, x, y, pixels.pixels,
+                      **(arrays | {"tokens": batch.tokens[:3]}))  # fmt: skip
+    with pytest.raises(DataError, match="expected images in x_batch"):
+        harness.score("faithfulness.comprehensiveness", model.module, batch.tokens, y,
+                      tokens.tokens, **arrays)  # fmt: skip
