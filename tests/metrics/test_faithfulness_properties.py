@@ -122,3 +122,54 @@ def test_subsets_are_distinct_uniform_and_reproducible(features: int, size: int)
     )
     first = torch.bincount(flat[:, 0], minlength=features).double()
     assert float((first - len(flat) / features).abs().max()) < 5 * (len(flat) / features) ** 0.5
+
+
+def test_uniform_baseline_is_fixed_per_sample_noise_within_the_image_range(toy_factory) -> None:
+    """Samek et al.'s uniform replacement: one noise image per sample id, in the image's range."""
+    from harness.metrics.faithfulness._common import uniform_baseline
+
+    setup = toy_factory(n=6, channels=3, seed=4)
+    images, ids = setup.batch.images, setup.batch.ids
+    noise = uniform_baseline(images, ids)
+    assert noise.shape == images.shape
+    low, high = images.flatten(1).amin(1), images.flatten(1).amax(1)
+    assert bool(
+        (noise.flatten(1).amin(1) >= low).all() and (noise.flatten(1).amax(1) <= high).all()
+    )
+    spread = noise.flatten(1).std(1) / (high - low)
+    assert bool((spread - 12**-0.5).abs().lt(0.02).all())  # uniform: sd = range / sqrt(12)
+    order = [4, 1, 0]
+    torch.testing.assert_close(
+        uniform_baseline(images[order], [ids[i] for i in order]), noise[order]
+    )
+    assert not torch.allclose(
+        noise[0] - low[0], (noise[1] - low[1]) * (high[0] - low[0]) / (high[1] - low[1])
+    )
+
+    metric = harness.get_metric(
+        "faithfulness.pixel_flipping", pixels_per_step=64, baseline="uniform"
+    )
+    curve = metric.evaluate(setup.model, setup.batch, setup.targets, setup.attribution).curves
+    with torch.no_grad():
+        probs = setup.model.probabilities(setup.model.logits(setup.batch.with_images(noise)))
+    flipped_all = probs.gather(1, setup.targets.view(-1, 1)).squeeze(1)
+    torch.testing.assert_close(curve["probability"][:, -1].float(), flipped_all, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("faithfulness.region_perturbation", {"patch_size": 4, "regions": 6}),
+        ("faithfulness.monotonicity", {"pixels_per_step": 64}),
+        ("faithfulness.correlation", {"runs": 8, "subset_size": 24, "seed": 1}),
+    ],
+)
+def test_uniform_baseline_rows_ignore_their_batch(toy, name: str, params: dict) -> None:
+    metric = harness.get_metric(name, baseline="uniform", **params)
+    full = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution).values
+    rows = [6, 2, 5]
+    with _engine.configure(cache=False):
+        part = metric.evaluate(
+            toy.model, toy.batch.index(rows), toy.targets[rows], toy.attribution.index(rows)
+        ).values
+    torch.testing.assert_close(part, full[rows], atol=TOL, rtol=0)

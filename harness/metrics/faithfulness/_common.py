@@ -21,7 +21,7 @@ Conventions
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -29,11 +29,12 @@ from torch import Tensor
 from harness.contracts import Attribution, Batch, Model
 from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._draws import row_seeds, uniform_rows
 from harness.metrics._params import choice as choice
 from harness.metrics._params import positive as positive
 from harness.metrics._sorting import argsort_rows
 
-BASELINES = ("zero", "black", "mean", "blur")
+BASELINES = ("zero", "black", "mean", "blur", "uniform")
 ORDERS = ("morf", "lerf")
 
 
@@ -54,13 +55,14 @@ def images_of(metric: str, batch: Batch, attribution: Attribution) -> tuple[Tens
     return batch.images, attribution.pixels.float()
 
 
-def baseline_images(images: Tensor, kind: str | float) -> Tensor:
+def baseline_images(images: Tensor, kind: str | float, ids: Sequence[str] | None = None) -> Tensor:
     """Return the replacement for ``kind``: (N, 1, 1, 1) if constant per image, else (N, C, H, W).
 
     ``"zero"``: 0 (RISE deletion on normalised inputs); ``"black"``: the
     per-sample minimum over all channels and pixels (Quantus ``"black"``);
     ``"mean"``: the per-sample mean of the unperturbed image; ``"blur"``: a
-    Gaussian blur with kernel 11 and sigma 5 per channel (RISE insertion); a
+    Gaussian blur with kernel 11 and sigma 5 per channel (RISE insertion);
+    ``"uniform"``: :func:`uniform_baseline` (needs the sample ``ids``); a
     number: that constant.
     """
     n = len(images)
@@ -72,7 +74,31 @@ def baseline_images(images: Tensor, kind: str | float) -> Tensor:
         return images.reshape(n, -1).amin(dim=1).view(n, 1, 1, 1)
     if kind == "mean":
         return images.reshape(n, -1).mean(dim=1).view(n, 1, 1, 1)
+    if kind == "uniform":
+        if ids is None:
+            raise ValueError("the uniform baseline needs the sample ids")
+        return uniform_baseline(images, ids)
     return gaussian_blur(images, size=11, sigma=5.0)
+
+
+def uniform_baseline(images: Tensor, ids: Sequence[str]) -> Tensor:
+    """Return (N, C, H, W) noise, uniform between each image's minimum and maximum.
+
+    Samek et al. (2017) replace perturbed regions by uniformly drawn values.
+    Each sample's noise image is drawn once from a generator keyed by its id
+    alone, so it is the same in any batch, at every step, for every metric
+    and explainer (common random numbers), and the metric stays deterministic.
+    """
+    n = len(images)
+    floats = images if images.is_floating_point() else images.float()
+    noise = uniform_rows(
+        row_seeds("faithfulness.baseline.uniform", 0, ids),
+        tuple(images.shape[1:]),
+        out=torch.empty_like(floats),
+    )
+    flat = floats.reshape(n, -1)
+    low = flat.amin(dim=1).view(n, 1, 1, 1)
+    return noise.mul_(flat.amax(dim=1).view(n, 1, 1, 1) - low).add_(low)
 
 
 def gaussian_blur(images: Tensor, *, size: int, sigma: float) -> Tensor:
@@ -179,7 +205,7 @@ def schedule_curve(
 
     def compute() -> Tensor:
         rank = ranks(pixels.reshape(len(pixels), -1), descending=descending)
-        base = baseline_images(images, baseline)
+        base = baseline_images(images, baseline, batch.ids)
         counts = (torch.arange(steps, device=images.device) * k).clamp(max=hw)
         inside, outside = (images, base) if insert else (base, images)
         make = threshold_maker(images, inside, outside, rank, steps, counts)

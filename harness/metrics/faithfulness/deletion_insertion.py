@@ -80,8 +80,10 @@ class DeletionAUC(_RiseAUC):
         Number of deletion steps when ``pixels_per_step`` is None.
     pixels_per_step : int or None, default=None
         Pixels replaced per step (RISE used 224 on 224 x 224 images).
-    baseline : {"zero", "black", "mean", "blur"} or float, default="zero"
-        What a deleted pixel becomes (RISE: zero, on normalised inputs).
+    baseline : {"zero", "black", "mean", "blur", "uniform"} or float, default="zero"
+        What a deleted pixel becomes (RISE: zero, on normalised inputs;
+        ``"uniform"``: noise between the image's minimum and maximum, fixed per
+        sample id).
     output : {"probability", "logit"}, default="probability"
         Score of the target class on the curve.
 
@@ -111,8 +113,9 @@ class InsertionAUC(_RiseAUC):
         Number of insertion steps when ``pixels_per_step`` is None.
     pixels_per_step : int or None, default=None
         Pixels inserted per step.
-    baseline : {"zero", "black", "mean", "blur"} or float, default="blur"
-        The canvas the pixels are inserted onto.
+    baseline : {"zero", "black", "mean", "blur", "uniform"} or float, default="blur"
+        The canvas the pixels are inserted onto (``"uniform"``: noise between the
+        image's minimum and maximum, fixed per sample id).
     output : {"probability", "logit"}, default="probability"
         Score of the target class on the curve.
 

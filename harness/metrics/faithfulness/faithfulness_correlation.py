@@ -78,7 +78,7 @@ def correlation_from_subsets(
     n, c, h, w = images.shape
     runs = subsets.shape[1]
     subsets = subsets.to(images.device)
-    base = C.baseline_images(images, baseline).expand_as(images).reshape(n, c, h * w)
+    base = C.baseline_images(images, baseline, batch.ids).expand_as(images).reshape(n, c, h * w)
     flat_images = images.reshape(n, c, h * w)
 
     def make(flat: Tensor) -> Tensor:
@@ -123,8 +123,9 @@ class FaithfulnessCorrelation(ExplanationMetric):
         Random subsets per row (Quantus ``nr_runs``).
     subset_size : int, default=224
         Pixels per subset (Quantus's default).
-    baseline : {"black", "zero", "mean", "blur"} or float, default="black"
-        Replacement value.
+    baseline : {"black", "zero", "mean", "blur", "uniform"} or float, default="black"
+        Replacement value (``"uniform"``: noise between the image's minimum and
+        maximum, fixed per sample id).
     output : {"logit", "probability"}, default="logit"
         Score whose drop is correlated.
     seed : int or None, default=None

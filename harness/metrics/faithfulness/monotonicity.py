@@ -38,8 +38,9 @@ class Monotonicity(ExplanationMetric):
         Number of steps when ``pixels_per_step`` is None.
     pixels_per_step : int or None, default=None
         Pixels added per step (Quantus ``features_in_step``; Quantus's default is 1).
-    baseline : {"black", "zero", "mean", "blur"} or float, default="black"
-        The starting image; ``"black"`` is the per-sample minimum.
+    baseline : {"black", "zero", "mean", "blur", "uniform"} or float, default="black"
+        The starting image; ``"black"`` is the per-sample minimum, ``"uniform"``
+        noise between the image's minimum and maximum (fixed per sample id).
     abs : bool, default=True
         Order by absolute attribution (Quantus's default).
     output : {"probability", "logit"}, default="probability"
@@ -108,7 +109,7 @@ class Monotonicity(ExplanationMetric):
         n_steps = -(-hw // k)
         rank = C.ranks(order_by.reshape(len(pixels), -1), descending=False)
         counts = (torch.arange(1, n_steps + 1, device=images.device) * k).clamp(max=hw)
-        base = C.baseline_images(images, self.baseline)
+        base = C.baseline_images(images, self.baseline, batch.ids)
         if not self.full_curve:
             curve = self._decided_curve(model, batch, images, targets, rank, base, counts, output)
             decreased = (curve.diff(dim=1) < 0).any(dim=1)

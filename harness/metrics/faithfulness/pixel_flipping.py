@@ -45,9 +45,11 @@ class PixelFlipping(ExplanationMetric):
         Number of steps when ``pixels_per_step`` is None.
     pixels_per_step : int or None, default=None
         Pixels flipped per step (Quantus ``features_in_step``; Quantus's default is 1).
-    baseline : {"black", "zero", "mean", "blur"} or float, default="black"
+    baseline : {"black", "zero", "mean", "blur", "uniform"} or float, default="black"
         The replacement value. ``"mean"`` is the mean of the unperturbed image
-        (Quantus recomputes it from the partly flipped image at every step).
+        (Quantus recomputes it from the partly flipped image at every step);
+        ``"uniform"``: noise between the image's minimum and maximum, fixed per
+        sample id.
     output : {"probability", "logit"}, default="probability"
         Score of the target class.
     order : {"morf", "lerf"}, default="morf"

@@ -71,8 +71,10 @@ class RegionPerturbation(ExplanationMetric):
         Most or least relevant region first.
     regions : int, default=100
         Regions replaced (Quantus ``regions_evaluation``); capped at the number of patches.
-    baseline : {"black", "zero", "mean", "blur"} or float, default="black"
-        The replacement; ``"black"`` is the per-sample minimum, as in Quantus.
+    baseline : {"black", "zero", "mean", "blur", "uniform"} or float, default="black"
+        The replacement; ``"black"`` is the per-sample minimum, as in Quantus;
+        ``"uniform"`` is Samek et al.'s: uniform noise between the image's
+        minimum and maximum, one fixed noise image per sample id.
     output : {"probability", "logit"}, default="probability"
         Score of the target class.
 
@@ -131,7 +133,7 @@ class RegionPerturbation(ExplanationMetric):
         pixel_rank = patch_rank[:, ids]
         steps = min(regions, n_patches) + 1  # step 0: the unperturbed image
         counts = torch.arange(steps, device=images.device)
-        base = C.baseline_images(images, self.baseline)
+        base = C.baseline_images(images, self.baseline, batch.ids)
         make = C.threshold_maker(images, base, images, pixel_rank, steps, counts)
         curve = _engine.evaluate(model, batch, targets, steps, make, output=output)
         drops = curve[:, :1] - curve[:, 1:]
