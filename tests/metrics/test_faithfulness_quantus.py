@@ -119,6 +119,25 @@ def test_faithfulness_correlation_matches_quantus_given_same_draws(toy) -> None:
     np.testing.assert_allclose(corr.numpy(), corr_q, atol=1e-5, rtol=0)
 
 
+def test_registered_faithfulness_correlation_matches_quantus_fed_its_subsets(
+    toy, monkeypatch
+) -> None:
+    """The metric itself (its subsets keyed by sample id) against Quantus given those subsets."""
+    runs, size = 12, 32
+    metric = harness.get_metric("faithfulness.correlation", runs=runs, subset_size=size, seed=3)
+    ours = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    subsets = sample_subsets(
+        row_seeds("faithfulness.correlation", 3, toy.batch.ids), runs, 256, size
+    )
+    order = iter(subsets[i, r].numpy() for r in range(runs) for i in range(len(toy.batch)))
+    monkeypatch.setattr(np.random, "choice", lambda *a, **k: next(order))  # Quantus: run, row
+    q = quantus.FaithfulnessCorrelation(
+        nr_runs=runs, subset_size=size, normalise=False, return_aggregate=False,
+        disable_warnings=True,
+    )  # fmt: skip
+    np.testing.assert_allclose(ours.values.numpy(), _quantus(q, toy), atol=1e-5, rtol=0)
+
+
 def test_faithfulness_correlation_reports_run_agreement(toy) -> None:
     metric = harness.get_metric("faithfulness.correlation", runs=40, subset_size=32, seed=1)
     scores = metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)

@@ -79,6 +79,33 @@ def test_same_draws_match_quantus_exactly(case) -> None:
     )
 
 
+@pytest.mark.parametrize(("name", "cls"), [("max", "MaxSensitivity"), ("avg", "AvgSensitivity")])
+def test_registered_metric_matches_quantus_fed_its_noise(case, monkeypatch, name, cls) -> None:
+    """The metric itself (noise keyed by sample id) against Quantus given that noise."""
+    from harness.metrics._draws import base_seed, row_seeds, uniform_rows
+
+    model, batch, targets, attribution = case
+    n, s = len(batch), 5
+    torch.manual_seed(21)  # the metric draws its seed from torch's global generator
+    ours = harness.get_metric(f"robustness.{name}_sensitivity", n_samples=s).evaluate(
+        model, batch, targets, attribution, explainer=EXPLAINER
+    )
+    torch.manual_seed(21)
+    seeds = row_seeds("robustness.sensitivity", base_seed(None), batch.ids)
+    noise = uniform_rows(seeds, (s, 1, 16, 16)).mul_(2).sub_(1).mul_(0.2)
+    steps = iter(noise[:, k].reshape(n, -1).double().numpy() for k in range(s))
+    monkeypatch.setattr(np.random, "uniform", lambda *a, **k: next(steps))  # one draw per step
+    q = getattr(quantus, cls)(
+        nr_samples=s, lower_bound=0.2, abs=False, normalise=False, disable_warnings=True
+    )
+    theirs = q(
+        model=model.module, x_batch=batch.images.numpy(), y_batch=targets.numpy(),
+        a_batch=attribution.pixels.unsqueeze(1).numpy().copy(), explain_func=quantus_explain,
+        channel_first=True,
+    )  # fmt: skip
+    np.testing.assert_allclose(ours.values.numpy(), np.asarray(theirs, float), rtol=1e-4)
+
+
 def test_chunking_does_not_change_values(case) -> None:
     model, batch, targets, attribution = case
     noise = (

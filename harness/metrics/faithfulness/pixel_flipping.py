@@ -38,6 +38,9 @@ class PixelFlipping(ExplanationMetric):
 
     With the same baseline and step size, the MoRF forward passes are shared
     with :class:`~harness.metrics.faithfulness.deletion_insertion.DeletionAUC`.
+    A pixel is flipped in all its channels at once, ranked by its map value
+    (Bach et al.); Quantus 0.6 ranks and flips the values of a multi-channel
+    image one channel value at a time, so the two agree on one-channel images.
 
     Parameters
     ----------
