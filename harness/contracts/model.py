@@ -133,8 +133,8 @@ def _resolve(module: nn.Module, dotted: str, owner: str) -> nn.Module:
         names = [n for n, _ in module.named_modules() if n]
         from harness.errors import did_you_mean
 
-        raise CapabilityError(
-            f"model {owner!r}: no layer named {dotted!r}.{did_you_mean(dotted, names)}",
+        raise PluginError(  # a misspelt cam_layer is a configuration error, not a skip
+            f"model {owner!r}: cam_layer - no layer named {dotted!r}.{did_you_mean(dotted, names)}",
             plugin=owner,
         ) from exc
 
@@ -224,6 +224,16 @@ class TorchModel(Model, abc.ABC):
         lr = float(getattr(self, "lr", 1e-3))
         if not ids:
             raise PluginError(f"model {self.name!r}: no training samples", plugin=self.name)
+        for param, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+            if value < least:
+                raise PluginError(
+                    f"model {self.name!r}: {param} - expected an integer >= {least}, got {value}.",
+                    plugin=self.name,
+                )
+        if not lr > 0:
+            raise PluginError(
+                f"model {self.name!r}: lr - expected a positive number, got {lr}.", plugin=self.name
+            )
         torch.manual_seed(context.seed)
         self.to(context.device)
         params = [p for p in self.module.parameters() if p.requires_grad]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from harness.errors import PluginError
 
-__all__ = ["choice", "positive"]
+__all__ = ["choice", "positive", "positive_number"]
 
 
 def choice(metric: str, param: str, value: object, allowed: tuple[str, ...]) -> str:
@@ -27,3 +29,14 @@ def positive(metric: str, param: str, value: object) -> int:
             plugin=metric,
         )
     return value
+
+
+def positive_number(metric: str, param: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite number above 0, else raise a PluginError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise PluginError(
+            f"metric {metric!r}: parameter {param}={value!r} - expected a positive number, "
+            f"got {value!r}.",
+            plugin=metric,
+        )
+    return float(value)

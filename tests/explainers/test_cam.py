@@ -14,7 +14,7 @@ from harness_builtins.explainers.cam.grad_cam_plus_plus import (
 from torch import Tensor, nn
 
 from harness.contracts import Batch, ModelTags
-from harness.errors import CapabilityError
+from harness.errors import CapabilityError, PluginError
 
 
 def _tiny_cnn_terms(model: TinyCNN, batch: Batch, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -145,8 +145,9 @@ def test_layer_parameter_overrides_and_suggests(tiny_cnn: TinyCNN, batch: Batch)
     default = GradCAM().explain(tiny_cnn, batch, targets).pixels
     conv1 = GradCAM(layer="conv1").explain(tiny_cnn, batch, targets).pixels
     assert conv1.shape == default.shape and not torch.allclose(conv1, default)
-    with pytest.raises(CapabilityError, match="conv3.*Did you mean: conv"):
+    with pytest.raises(PluginError, match="conv3.*Did you mean: conv") as err:
         GradCAMPlusPlus(layer="conv3").explain(tiny_cnn, batch, targets)
+    assert not isinstance(err.value, CapabilityError)  # a misspelt layer fails, never skips
 
 
 class _NoLayer(TinyCNN):

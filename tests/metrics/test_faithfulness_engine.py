@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 import harness
 from harness.contracts import Batch, DatasetInfo, Modality, Task, TorchModel
-from harness.errors import ContractViolation
+from harness.errors import ContractViolation, PluginError
 from harness.metrics import _engine, _engine_cache
 from harness.metrics._engine_graph import fast_forward, plain_module
 
@@ -429,3 +429,11 @@ def test_long_tensors_are_weighted_by_blocks_without_a_long_ramp(monkeypatch) ->
     swapped = t.clone()
     swapped[[3, 27]] = swapped[[27, 3]]  # same sum, other positions
     assert float(_engine_cache._position_weighted_sum(swapped)) != pytest.approx(expected)
+
+
+def test_a_region_larger_than_the_image_is_refused(toy) -> None:
+    metric = harness.get_metric("faithfulness.region_perturbation", patch_size=17)
+    with pytest.raises(PluginError, match="patch_size=17 - expected at most the image's side"):
+        metric.evaluate(toy.model, toy.batch, toy.targets, toy.attribution)
+    whole = harness.get_metric("faithfulness.region_perturbation", patch_size=16, regions=1)
+    assert whole.evaluate(toy.model, toy.batch, toy.targets, toy.attribution).values.shape == (8,)

@@ -246,3 +246,21 @@ def test_sensitivity_finishes_at_a_smaller_chunk_after_out_of_memory(case) -> No
     steady = metric.evaluate(model, batch, targets, attribution, explainer=EXPLAINER)
     assert explainer.calls == [32, 16, 8, 8, 8, 8]  # 8 rows x 4 draws: two failed, four done
     torch.testing.assert_close(flaky.values, steady.values)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n_samples": 0}, "n_samples=0 - expected a positive integer"),
+        ({"radius": -1.0}, "radius=-1.0 - expected a positive number"),
+        ({"radius": float("inf")}, "radius=inf - expected a positive number"),
+        ({"chunk": 0}, "chunk=0 - expected a positive integer"),
+    ],
+)
+def test_bad_sensitivity_parameters_are_named(case, params: dict, message: str) -> None:
+    from harness.errors import PluginError
+
+    model, batch, targets, attribution = case
+    metric = harness.get_metric("robustness.avg_sensitivity", **params)
+    with pytest.raises(PluginError, match=message):
+        metric.evaluate(model, batch, targets, attribution, explainer=EXPLAINER)

@@ -21,6 +21,7 @@ from harness import (
     MetricTags,
     Model,
     Need,
+    PluginError,
 )
 from harness.contracts.validation import check_attribution, check_logits, check_scores
 from harness.testing.fixtures import ToyAbstracts, ToyCNN, ToyLesions, ToyNaiveBayes
@@ -190,3 +191,31 @@ def test_explainer_needs_raise_capability_errors():
         NeedsGradients().explain(black_box, batch, torch.zeros(1, dtype=torch.long))
     with pytest.raises(CapabilityError, match="needs a target layer"):
         NeedsLayer().explain(black_box, batch, torch.zeros(1, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"epochs": -1}, "epochs - expected an integer >= 0, got -1"),
+        ({"batch_size": 0}, "batch_size - expected an integer >= 1, got 0"),
+        ({"lr": 0.0}, "lr - expected a positive number, got 0.0"),
+    ],
+)
+def test_bad_training_settings_are_named(params: dict, message: str) -> None:
+    from harness.contracts import FitContext
+
+    dataset = ToyLesions()
+    model = ToyCNN(**params)
+    model.build(dataset.info())
+    with pytest.raises(PluginError, match=message):
+        model.fit(
+            dataset, dataset.splits()["train"], FitContext(device=torch.device("cpu"), seed=0)
+        )
+
+
+def test_a_misspelt_cam_layer_fails_the_cell_with_suggestions() -> None:
+    model = ToyCNN(cam_layer="features.nosuch")
+    model.build(ToyLesions().info())
+    with pytest.raises(PluginError, match="cam_layer - no layer named 'features.nosuch'") as err:
+        model.target_layer()
+    assert not isinstance(err.value, CapabilityError)  # a configuration error, not a skip

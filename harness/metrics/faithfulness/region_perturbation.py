@@ -10,6 +10,7 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
+from harness.errors import PluginError
 from harness.metrics import _engine
 from harness.metrics.faithfulness import _common as C
 
@@ -128,6 +129,12 @@ class RegionPerturbation(ExplanationMetric):
         output = C.choice(self.name, "output", self.output, _OUTPUTS)
         C.check_baseline(self.name, self.baseline)
         n, _, h, w = images.shape
+        if patch > min(h, w):
+            raise PluginError(
+                f"metric {self.name!r}: parameter patch_size={patch} - expected at most the "
+                f"image's side ({h} x {w} px), got {patch}.",
+                plugin=self.name,
+            )
         ids, n_patches = patch_ids(h, w, patch, images.device)
         patch_rank = C.ranks(patch_sums(pixels, patch), descending=order == "morf")
         pixel_rank = patch_rank[:, ids]

@@ -27,6 +27,7 @@ from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics._correlation import rank_agreement
 from harness.metrics._draws import base_seed, row_seeds, uniform_rows
+from harness.metrics._params import positive, positive_number
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -166,12 +167,14 @@ class _Sensitivity(ExplanationMetric):
                 f"metric {self.name!r} needs an explainer, images and pixel attributions",
                 plugin=self.name,
             )
-        n, s = len(batch), int(self.n_samples)
+        n, s = len(batch), positive(self.name, "n_samples", self.n_samples)
+        radius = positive_number(self.name, "radius", self.radius)
+        if self.chunk is not None:
+            positive(self.name, "chunk", self.chunk)
         images = batch.images
         # each row from its own generator keyed by (seed, sample id): no batch dependence;
         # max and avg share the salt, so one global seed gives both the same draws
         seeds = row_seeds("robustness.sensitivity", base_seed(None), batch.ids)
-        radius = float(self.radius)
 
         def noise(lo: int, hi: int) -> Tensor:
             out = torch.empty(

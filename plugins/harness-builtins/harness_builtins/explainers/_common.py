@@ -75,13 +75,16 @@ def torch_module(model: Model, who: str) -> nn.Module:
 
 
 def submodule(model: Model, dotted: str, who: str) -> nn.Module:
-    """Return the layer of ``model`` named ``dotted`` or raise CapabilityError with suggestions."""
+    """Return the layer of ``model`` named ``dotted`` or raise PluginError with suggestions.
+
+    A misspelt layer is a configuration error: the cell fails, it is not skipped.
+    """
     module = torch_module(model, who)
     try:
         return module.get_submodule(dotted)
     except AttributeError as exc:
         names = [n for n, _ in module.named_modules() if n]
-        raise CapabilityError(
+        raise PluginError(
             f"explainer {who!r}: layer - no layer named {dotted!r} in model {model.name!r}."
             f"{did_you_mean(dotted, names)}",
             plugin=who,
