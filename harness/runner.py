@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
@@ -19,6 +20,7 @@ import torch
 from harness import __version__
 from harness.contracts import DatasetInfo, MetricKind
 from harness.device import resolve_device
+from harness.errors import SpecError, StoreError
 from harness.executors import get_executor
 from harness.pipeline import RunContext, record, run_group
 from harness.planner import NO_EXPLAINER, Cell, Plan, Plugins, plan
@@ -74,6 +76,38 @@ def _git_hash() -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def prepare_folder(path: Path, option: str) -> None:
+    """Create the folder ``path`` (given by ``option``) or raise one StoreError saying why.
+
+    Run up front, so an output or cache folder under a file, on a read-only
+    file system or without write permission stops the run before any work.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"{option}: {path}: cannot create the folder ({exc.strerror or exc}) "
+            "- expected a writable folder path, got one that cannot be created"
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"{option}: {path}: the folder is not writable - expected a writable folder, "
+            "got one without write permission"
+        )
+
+
+def _device(options: RunOptions, spec: Spec) -> torch.device:
+    """Resolve the device of the run; a refused name is reported against the spec file or --device."""
+    name = options.device or spec.device
+    try:
+        return resolve_device(name)
+    except SpecError as exc:
+        message = str(exc).removeprefix(f"{exc.file}: {exc.key_path}: ")
+        if options.device:
+            raise SpecError("--device", "", message) from exc
+        raise SpecError(str(options.spec_path), "device", message) from exc
 
 
 def instantiate(
@@ -166,7 +200,10 @@ def run_benchmark(options: RunOptions, registries: Registries | None = None) -> 
     regs = registries or get_registries(options.blocked)
     spec = load_spec(options.spec_path, regs, options.overrides)
     out = Path(options.output or Path("leaderboards") / spec.benchmark)
-    device = resolve_device(options.device or spec.device)
+    device = _device(options, spec)
+    prepare_folder(out, "--output" if options.output else "output folder")
+    cache_dir = options.cache_dir or out / ".cache"
+    prepare_folder(cache_dir, "--cache-dir" if options.cache_dir else "stage cache")
     plugins, provenance, broken = instantiate(spec, regs)
     planned = plan(plugins)
     n_broken = sum(len(_broken_dataset_cells(spec, plugins, d)) for d in broken)
@@ -197,7 +234,7 @@ def run_benchmark(options: RunOptions, registries: Registries | None = None) -> 
         ctx = RunContext(
             spec=spec,
             plugins=plugins,
-            cache=ArtefactCache(options.cache_dir or out / ".cache"),
+            cache=ArtefactCache(cache_dir),
             store=store,
             run_id=run_id,
             device=device,

@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+INTERRUPTED = "interrupted: completed stages are cached; rerun the same command to resume"
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser; each sub-command adds its own arguments."""
@@ -91,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

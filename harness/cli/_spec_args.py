@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,5 +29,35 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def blocked_plugins(values: list[str]) -> tuple[str, ...]:
-    """Return the plugin names blocked with ``-p no:NAME``."""
-    return tuple(v[3:] for v in values if v.startswith("no:"))
+    """Return the plugin names blocked with ``-p no:NAME``.
+
+    Logs a warning for an entry not of the form ``no:NAME`` and for a name
+    that is neither the core plugin nor an installed ``harness`` entry point;
+    such entries block nothing.
+    """
+    from importlib import metadata
+
+    from harness.errors import did_you_mean
+    from harness.plugin_manager import CORE_PLUGIN, GROUP
+
+    known = {CORE_PLUGIN, *(ep.name for ep in metadata.entry_points(group=GROUP))}
+    blocked = []
+    for value in values:
+        if not value.startswith("no:"):
+            log.warning(
+                "-p %s: ignored - expected the form no:NAME (e.g. -p no:%s), got %r",
+                value,
+                value,
+                value,
+            )
+            continue
+        name = value[3:]
+        if name not in known:
+            log.warning(
+                "-p %s: no plugin has the entry-point name %r, so nothing is blocked.%s",
+                value,
+                name,
+                did_you_mean(name, known),
+            )
+        blocked.append(name)
+    return tuple(blocked)

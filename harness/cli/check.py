@@ -15,10 +15,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _require_registered(name: str) -> None:
+    """Raise a PluginError naming the closest registered names when no registry holds ``name``."""
+    from harness.errors import PluginError, did_you_mean
+    from harness.plugin_manager import get_registries
+
+    regs = get_registries()
+    if any(name in regs.kind(k) for k in KINDS):
+        return
+    pool = [n for k in KINDS for n in regs.kind(k).names()]
+    raise PluginError(
+        f"harness check: unknown plugin {name!r} - expected a registered dataset, "
+        f"model, explainer or metric.{did_you_mean(name, pool)}",
+        plugin=name,
+    )
+
+
 def execute(args: argparse.Namespace) -> int:
     """Print one line per check; exit 1 when a check failed."""
     from harness.testing import run_checks_for_name
 
+    if args.kind is None:
+        _require_registered(args.name)
     results = run_checks_for_name(args.kind, args.name)
     failed = 0
     for r in results:

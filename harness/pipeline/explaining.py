@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,6 +37,8 @@ from harness.stats import bootstrap_mean, bootstrap_statistic
 
 GALLERY_ROWS = 4
 GALLERY_TOKENS = 80
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,6 +83,11 @@ def explain_set(ctx: RunContext, trained: Trained) -> ExplainSet:
             f"dataset has no split {spec.split!r}; splits: {sorted(trained.splits)}",
         )
     ids = trained.splits[spec.split]
+    if 0 < len(ids) < spec.n:
+        log.warning(
+            "%s: explain.n=%d but split %r of dataset %r has %d rows; explaining all %d",
+            ctx.spec.file, spec.n, spec.split, trained.dkey, len(ids), len(ids),
+        )  # fmt: skip
     perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(ctx.spec.seed))
     chosen = [ids[i] for i in perm[: spec.n].tolist()]
     batch = trained.dataset.load(chosen)

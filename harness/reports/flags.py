@@ -109,7 +109,8 @@ def _bounds(rows: pd.DataFrame, pick_high: bool) -> tuple[float, float, float]:
     which compares false, so it never counts as separated.
     """
     row = rows.loc[rows["value"].idxmax() if pick_high else rows["value"].idxmin()]
-    return float(row["value"]), float(row["ci_low"]), float(row["ci_high"])
+    low, high = (math.nan if row[c] is None else float(row[c]) for c in ("ci_low", "ci_high"))
+    return float(row["value"]), low, high
 
 
 def separation_flags(expl: pd.DataFrame) -> list[str]:

@@ -90,10 +90,17 @@ def _value(row: pd.Series, best: bool) -> str:
         text = html.escape(str(row["reason"] or row["error"]))
         css = "skip" if row["status"] == "skipped" else "bad"
         return f'<td class="{css}" data-v="NaN" title="{text}">{row["status"]}</td>'
-    v = float(row["value"])
-    ci = f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if not math.isnan(row["ci_low"]) else ""
+    v = _number(row["value"])
+    low, high = _number(row["ci_low"]), _number(row["ci_high"])
+    ci = "—" if math.isnan(low) or math.isnan(high) else f"[{low:.3f}, {high:.3f}]"
+    shown = "—" if math.isnan(v) else f"{v:.3f}"
     cls = ' class="best"' if best else ""
-    return f'<td{cls} data-v="{v}">{v:.3f} <small>{ci}</small></td>'
+    return f'<td{cls} data-v="{v}">{shown} <small>{ci}</small></td>'
+
+
+def _number(value: object) -> float:
+    """Return ``value`` as a float, NaN when it is missing (None or NaN)."""
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _table(group: pd.DataFrame) -> str:

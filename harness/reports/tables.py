@@ -35,6 +35,8 @@ def results_frame(store: Store, run_id: int | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "seconds", "device"])
     if frame.empty:
         return frame
+    for col in ("value", "ci_low", "ci_high"):  # a missing value or interval becomes NaN
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     frame["higher_is_better"] = frame["higher_is_better"].map(
         lambda v: None if v is None else bool(v)
     )

@@ -6,6 +6,7 @@ path, the line and, for unknown names, the closest valid names.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from harness.contracts.component import sha256_of
 from harness.errors import PluginError, SpecError, did_you_mean, suggest
 from harness.plugin_manager import Registries, get_registries
+from harness.spec.params import describe_hint, init_hints, matches
 from harness.spec.schema import (
     DEVICES,
     TARGET_POLICIES,
@@ -41,6 +43,9 @@ TOP_KEYS = (
     "bootstrap",
 )
 PLUGIN_KEYS = ("name", "params", "label")
+SPEC_VERSION = 1
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+BENCHMARK_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 def _line_map(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
@@ -81,9 +86,17 @@ class _Reader:
             chain = " -> ".join(str(p) for p in (*stack, resolved))
             raise SpecError(str(path), "include", f"include cycle: {chain}")
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise SpecError(str(path), "", f"cannot read spec: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            bad = exc.object[exc.start : exc.start + 1].hex()
+            raise SpecError(
+                str(path),
+                "",
+                f"not valid UTF-8 text: byte 0x{bad} at position {exc.start} cannot be decoded "
+                "- expected a UTF-8 encoded YAML file, got undecodable bytes",
+            ) from exc
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(text)
@@ -122,9 +135,16 @@ def _plugin_entries(reader: _Reader, data: dict[str, Any], key: str) -> list[tup
     return [(f"{key}[{i}]", v) for i, v in enumerate(value)]
 
 
-def _check_params(reader: _Reader, where: str, cls: type, params: Mapping[str, Any]) -> None:
+def _check_params(reader: _Reader, where: str, cls: type, params: Mapping[str, Any]) -> bool:
+    """Report unknown parameters and values whose type the constructor does not accept.
+
+    The ``__init__`` annotation decides when there is one; otherwise the
+    default's type. Returns whether every parameter passed.
+    """
     names = cls.param_names()  # type: ignore[attr-defined]
     defaults = cls.param_defaults()  # type: ignore[attr-defined]
+    hints = init_hints(cls)
+    ok_all = True
     for pname, value in params.items():
         if pname not in names:
             close = suggest(pname, names)
@@ -135,8 +155,18 @@ def _check_params(reader: _Reader, where: str, cls: type, params: Mapping[str, A
                 f"Valid parameters: {', '.join(names) or '(none)'}.",
                 close,
             )
+            ok_all = False
             continue
         default = defaults.get(pname)
+        shown = "" if default is inspect.Parameter.empty else f" (default {default!r})"
+        if pname in hints:
+            if not matches(value, hints[pname]):
+                reader.problem(
+                    f"{where}.params.{pname}",
+                    f"expected {describe_hint(hints[pname])}{shown}, got {type(value).__name__} {value!r}",
+                )
+                ok_all = False
+            continue
         expected = type(default)
         if default is None or isinstance(default, (list, tuple, dict)) or expected is type:
             continue
@@ -148,6 +178,25 @@ def _check_params(reader: _Reader, where: str, cls: type, params: Mapping[str, A
                 f"{where}.params.{pname}",
                 f"expected {expected.__name__} (default {default!r}), got {type(value).__name__} {value!r}",
             )
+            ok_all = False
+    return ok_all
+
+
+def _check_construction(reader: _Reader, where: str, cls: type, params: Mapping[str, Any]) -> None:
+    """Build the plugin and read its tags, reporting a refused parameter combination.
+
+    Constructors only store their arguments, so this is cheap; ``get_tags``
+    is where plugins check values that depend on each other (``over``,
+    ``similarity``).
+    """
+    try:
+        instance = cls(**params)
+        if hasattr(instance, "get_tags"):
+            instance.get_tags()
+    except PluginError as exc:
+        reader.problem(f"{where}.params", str(exc))
+    except TypeError as exc:  # a required parameter is missing
+        reader.problem(f"{where}.params", f"cannot build {cls.__name__}: {exc}")
 
 
 def _plugin(
@@ -188,7 +237,8 @@ def _plugin(
     except PluginError as exc:
         reader.problem(f"{where}.name", str(exc))
         return None
-    _check_params(reader, where, cls, params)
+    if _check_params(reader, where, cls, params):
+        _check_construction(reader, where, cls, params)
     return PluginSpec(name=name, params=dict(params), label=str(raw.get("label") or ""))
 
 
@@ -255,7 +305,7 @@ def _parse(reader: _Reader, data: dict[str, Any], regs: Registries) -> Spec:
         for dup in sorted({k for k in keys if keys.count(k) > 1}):
             reader.problem(kind, f"{dup!r} appears twice; give each a distinct 'label'")
     device = _scalar(reader, data, "device", str, "auto")
-    if device not in DEVICES and not device.startswith("cuda:"):
+    if not DEVICE_PATTERN.fullmatch(device):
         reader.problem("device", f"expected one of {', '.join(DEVICES)} or cuda:N, got {device!r}")
     explain = _section(reader, data, "explain", ExplainSpec)
     if explain.targets not in TARGET_POLICIES:
@@ -263,10 +313,26 @@ def _parse(reader: _Reader, data: dict[str, Any], regs: Registries) -> Spec:
             "explain.targets",
             f"expected one of {', '.join(TARGET_POLICIES)}, got {explain.targets!r}",
         )
+    bootstrap = _section(reader, data, "bootstrap", BootstrapSpec)
+    _check_ranges(reader, explain, bootstrap)
+    version = _scalar(reader, data, "version", int, SPEC_VERSION)
+    if version != SPEC_VERSION:
+        reader.problem(
+            "version",
+            f"unknown spec version - expected {SPEC_VERSION} (the only version this harness "
+            f"reads), got {version!r}",
+        )
+    benchmark = _scalar(reader, data, "benchmark", str, reader.root.stem)
+    if "benchmark" in data and not BENCHMARK_PATTERN.fullmatch(benchmark):
+        reader.problem(
+            "benchmark",
+            "invalid benchmark name (it names the output folder) - expected a plain file name "
+            f"of letters, digits, '.', '_' or '-' not starting with '.', got {benchmark!r}",
+        )
     return Spec(
         file=str(reader.root),
-        benchmark=_scalar(reader, data, "benchmark", str, reader.root.stem),
-        version=_scalar(reader, data, "version", int, 1),
+        benchmark=benchmark,
+        version=version,
         seed=_scalar(reader, data, "seed", int, 0),
         device=device,
         datasets=tuple(plugins["datasets"]),
@@ -274,8 +340,41 @@ def _parse(reader: _Reader, data: dict[str, Any], regs: Registries) -> Spec:
         explainers=tuple(plugins["explainers"]),
         metrics=tuple(plugins["metrics"]),
         explain=explain,
-        bootstrap=_section(reader, data, "bootstrap", BootstrapSpec),
+        bootstrap=bootstrap,
     )
+
+
+def _check_ranges(reader: _Reader, explain: ExplainSpec, bootstrap: BootstrapSpec) -> None:
+    """Report counts below 1 and a confidence level outside (0, 1)."""
+    counts = {
+        "explain.n": explain.n,
+        "explain.batch_size": explain.batch_size,
+        "explain.k": explain.k,
+        "bootstrap.n": bootstrap.n,
+    }
+    for key, value in counts.items():
+        if value < 1:
+            reader.problem(key, f"expected an integer >= 1, got {value!r}")
+    if not 0 < bootstrap.confidence < 1:
+        reader.problem(
+            "bootstrap.confidence",
+            f"expected a confidence level between 0 and 1 (exclusive), e.g. 0.95, "
+            f"got {bootstrap.confidence!r}",
+        )
+
+
+def _override_value(file: str, key: str, raw: str) -> Any:
+    """Parse the value of ``--set key=raw`` as YAML, or raise a SpecError naming the override."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SpecError(
+            file,
+            f"--set {key}={raw}",
+            f"invalid YAML value ({problem}) - expected a YAML scalar, list or mapping "
+            f"such as 3, cpu, [a, b] or {{name: x}}, got {raw!r}",
+        ) from exc
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -> dict[str, Any]:
@@ -294,14 +393,14 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -
             index = int(part) if part.isdigit() else part
             if isinstance(node, list) and isinstance(index, int) and index < len(node):
                 if last:
-                    node[index] = yaml.safe_load(raw)
+                    node[index] = _override_value(file, key, raw)
                 else:
                     if isinstance(node[index], str):
                         node[index] = {"name": node[index]}
                     node = node[index]
             elif isinstance(node, dict) and isinstance(index, str):
                 if last:
-                    node[index] = yaml.safe_load(raw)
+                    node[index] = _override_value(file, key, raw)
                 else:
                     if isinstance(node.get(index), str):
                         node[index] = {"name": node[index]}
