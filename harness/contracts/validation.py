@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -27,8 +28,13 @@ def _who(kind: str, plugin: Component) -> str:
     return f"{kind} {plugin.name!r}" + (f" ({dist})" if dist else "")
 
 
+def _all_finite(values: Tensor) -> bool:
+    """Whether every value is finite: a float64 sum first (NaN and inf reach it; 10x cheaper)."""
+    return math.isfinite(float(values.sum(dtype=torch.float64))) or bool(values.isfinite().all())
+
+
 def _finite(values: Tensor, what: str, kind: str, plugin: Component) -> None:
-    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+    if values.is_floating_point() and not _all_finite(values):
         bad = int((~torch.isfinite(values)).sum())
         raise ContractViolation(
             f"{_who(kind, plugin)} returned {bad} non-finite value(s) (NaN or inf) in {what}; "
@@ -39,7 +45,7 @@ def _finite(values: Tensor, what: str, kind: str, plugin: Component) -> None:
 
 def finite_rows(name: str, values: Tensor) -> Tensor:
     """Return ``values`` (rows first), or raise a DataError naming the first row with NaN or inf."""
-    if not values.is_floating_point() or values.dim() == 0:
+    if not values.is_floating_point() or values.dim() == 0 or _all_finite(values):
         return values
     bad = ~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)
     if bool(bad.any()):
