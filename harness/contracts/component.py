@@ -63,6 +63,15 @@ class Component:
         sig = inspect.signature(cls.__init__)
         return {n: sig.parameters[n].default for n in cls.param_names()}
 
+    def check_params(self) -> None:
+        """Raise a PluginError naming a parameter value this plugin refuses (needs no data).
+
+        Called by ``harness validate`` (and the spec loader of ``harness run``)
+        right after construction, so a bad value is reported with the spec's
+        key and line before any training, and again before each use.
+        Subclasses check ranges and choices here; the default accepts all.
+        """
+
     def get_params(self) -> dict[str, Any]:
         """Return the constructor parameters and their current values."""
         return {n: getattr(self, n) for n in self.param_names()}

@@ -34,6 +34,7 @@ class Explainer(Component, abc.ABC):
     @final
     def explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         """Explain ``model``'s output for ``targets`` on ``batch``."""
+        self.check_params()
         require_explainer_needs(self, model)
         batch = batch.to(model.device)
         targets = targets.to(model.device)

@@ -115,6 +115,7 @@ class ExplanationMetric(Metric, abc.ABC):
         explainer: Explainer | None = None,
     ) -> Scores:
         """Return per-row scores with their curves and notes (what the runner stores)."""
+        self.check_params()
         require_metric_needs(self, model, batch, attribution, explainer)
         device = model.device
         out = self._score(

@@ -217,23 +217,31 @@ class TorchModel(Model, abc.ABC):
             return loss[known].mean()
         return nn.functional.cross_entropy(logits, labels)
 
+    def check_params(self) -> None:
+        """Check the training settings :meth:`fit` reads: epochs >= 0, batch_size >= 1, lr > 0."""
+        epochs = getattr(self, "epochs", 1)
+        batch_size = getattr(self, "batch_size", 32)
+        for param, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise PluginError(
+                    f"model {self.name!r}: {param} - expected an integer >= {least}, got {value!r}.",
+                    plugin=self.name,
+                )
+        lr = getattr(self, "lr", 1e-3)
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+            raise PluginError(
+                f"model {self.name!r}: lr - expected a positive number, got {lr!r}.",
+                plugin=self.name,
+            )
+
     def fit(self, dataset: Dataset, ids: Sequence[str], context: FitContext) -> None:
         """Train with Adam for ``self.epochs`` epochs over shuffled batches."""
+        self.check_params()
         epochs = int(getattr(self, "epochs", 1))
         batch_size = int(getattr(self, "batch_size", 32))
         lr = float(getattr(self, "lr", 1e-3))
         if not ids:
             raise PluginError(f"model {self.name!r}: no training samples", plugin=self.name)
-        for param, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
-            if value < least:
-                raise PluginError(
-                    f"model {self.name!r}: {param} - expected an integer >= {least}, got {value}.",
-                    plugin=self.name,
-                )
-        if not lr > 0:
-            raise PluginError(
-                f"model {self.name!r}: lr - expected a positive number, got {lr}.", plugin=self.name
-            )
         torch.manual_seed(context.seed)
         self.to(context.device)
         params = [p for p in self.module.parameters() if p.requires_grad]

@@ -183,14 +183,15 @@ def _check_params(reader: _Reader, where: str, cls: type, params: Mapping[str, A
 
 
 def _check_construction(reader: _Reader, where: str, cls: type, params: Mapping[str, Any]) -> None:
-    """Build the plugin and read its tags, reporting a refused parameter combination.
+    """Build the plugin, check its parameters and read its tags, reporting a refused value.
 
-    Constructors only store their arguments, so this is cheap; ``get_tags``
-    is where plugins check values that depend on each other (``over``,
-    ``similarity``).
+    Constructors only store their arguments, so this is cheap;
+    ``check_params`` checks ranges and choices, ``get_tags`` values that
+    depend on each other (``over``, ``similarity``).
     """
     try:
         instance = cls(**params)
+        instance.check_params()
         if hasattr(instance, "get_tags"):
             instance.get_tags()
     except PluginError as exc:

@@ -31,7 +31,7 @@ def test_grid_segments_are_row_major_cells() -> None:
 def test_slic_segments_equal_scikit_image_on_the_scaled_gray_image() -> None:
     batch = make_batch(2, 32, channels=3, seed=1)
     spec = Superpixels("slic", n_segments=20, compactness=0.3)
-    labels = segments(batch.images, spec, "test")
+    labels = segments(batch.images, spec)
     for i in range(2):
         gray = batch.images[i].mean(dim=0).double().numpy()
         gray = (gray - gray.min()) / (gray.max() - gray.min())
@@ -56,7 +56,7 @@ def test_attributions_are_constant_within_each_superpixel(
     torch.manual_seed(0)
     pixels = explainer.explain(tiny_cnn, batch, torch.tensor([0, 1, 2])).pixels
     assert pixels.shape == (3, 32, 32)
-    labels = segments(batch.images, Superpixels(segmentation, 12, 0.3, 4), "test")
+    labels = segments(batch.images, Superpixels(segmentation, 12, 0.3, 4))
     for i in range(3):
         ids = labels[i].unique()
         assert len(ids) >= 4

@@ -95,15 +95,19 @@ def layer_geometry(model: Model, layer: nn.Module, images: Tensor, mode: str) ->
 def cam_setup(
     model: Model, batch: Batch, layer: str | None, mode: str, who: str
 ) -> tuple[Tensor, nn.Module, Geometry | None]:
-    """Check ``mode`` and return the batch's images, the CAM layer and its geometry.
+    """Return the batch's images, the CAM layer and its geometry for the checked ``mode``.
 
     The layer is the one named ``layer`` or the model's target layer (see
     :func:`cam_layer`); the geometry is that of :func:`layer_geometry`.
     """
-    check_choice(who, "upsample", mode, UPSAMPLE_MODES)
     images = images_of(batch, who)
     module = cam_layer(model, layer, who)
     return images, module, layer_geometry(model, module, images, mode)
+
+
+def check_upsample(who: str, mode: str) -> None:
+    """Raise PluginError unless ``mode`` is one of :data:`UPSAMPLE_MODES` (``check_params``)."""
+    check_choice(who, "upsample", mode, UPSAMPLE_MODES)
 
 
 def upsample(cam: Tensor, size: tuple[int, int], geometry: Geometry | None = None) -> Tensor:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model, Need
 from harness_builtins.explainers._common import captum_forward
-from harness_builtins.explainers.cam._common import cam_setup, upsample
+from harness_builtins.explainers.cam._common import cam_setup, check_upsample, upsample
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ class GradCAM(Explainer):
     def conformance_instances(cls, tmp_dir: Path) -> list[GradCAM]:
         """Return small instances for the conformance kit."""
         return [cls(), cls(relu=False, upsample="bilinear")]
+
+    def check_params(self) -> None:
+        """Check the upsampling mode."""
+        check_upsample(self.name, self.upsample)
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         from captum.attr import LayerGradCam

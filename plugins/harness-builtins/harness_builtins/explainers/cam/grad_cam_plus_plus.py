@@ -12,6 +12,7 @@ from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Moda
 from harness_builtins.explainers.cam._common import (
     activations_and_gradients,
     cam_setup,
+    check_upsample,
     upsample,
 )
 
@@ -103,6 +104,10 @@ class GradCAMPlusPlus(Explainer):
     def conformance_instances(cls, tmp_dir: Path) -> list[GradCAMPlusPlus]:
         """Return small instances for the conformance kit."""
         return [cls(), cls(upsample="bilinear")]
+
+    def check_params(self) -> None:
+        """Check the upsampling mode."""
+        check_upsample(self.name, self.upsample)
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         images, layer, geometry = cam_setup(model, batch, self.layer, self.upsample, self.name)

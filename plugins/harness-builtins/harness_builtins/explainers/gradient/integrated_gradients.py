@@ -65,12 +65,15 @@ class IntegratedGradients(Explainer):
         """Return small instances for the conformance kit."""
         return [cls(n_steps=4, internal_batch_size=16), cls(n_steps=4, baseline="mean")]
 
-    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
-        from captum.attr import IntegratedGradients as CaptumIG
-
+    def check_params(self) -> None:
+        """Check the step count, batch size and baseline."""
         check_positive(self.name, "n_steps", self.n_steps)
         check_positive(self.name, "internal_batch_size", self.internal_batch_size)
         check_choice(self.name, "baseline", self.baseline, BASELINES)
+
+    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
+        from captum.attr import IntegratedGradients as CaptumIG
+
         images = images_of(batch, self.name).detach()
         forward, rows = captum_forward(model, batch)
         with torch.enable_grad():

@@ -73,12 +73,15 @@ class SmoothGrad(Explainer):
         """Return small instances for the conformance kit."""
         return [cls(nt_samples=4, nt_samples_batch_size=2), cls(nt_samples=2, absolute=False)]
 
-    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
-        from captum.attr import NoiseTunnel, Saliency
-
+    def check_params(self) -> None:
+        """Check the sample counts and the noise level."""
         check_positive(self.name, "nt_samples", self.nt_samples)
         check_positive(self.name, "nt_samples_batch_size", self.nt_samples_batch_size)
         check_at_least(self.name, "stdevs", self.stdevs, 0.0)
+
+    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
+        from captum.attr import NoiseTunnel, Saliency
+
         images = images_of(batch, self.name).detach()
         forward, rows = captum_forward(model, batch)
         dims = tuple(range(1, images.dim()))

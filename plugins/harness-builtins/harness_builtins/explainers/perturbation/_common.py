@@ -72,14 +72,25 @@ def slic_segments(images: Tensor, n_segments: int, compactness: float) -> Tensor
     return out
 
 
-def segments(images: Tensor, spec: Superpixels, who: str) -> Tensor:
-    """Return (N, H, W) integer feature labels for ``images`` following ``spec``."""
+def check_perturbation(
+    who: str, spec: Superpixels, baseline: str, n_samples: int, perturbations_per_eval: int
+) -> None:
+    """Raise PluginError for a bad superpixel, baseline or sampling parameter (``check_params``)."""
     check_choice(who, "segmentation", spec.segmentation, SEGMENTATIONS)
     if spec.segmentation == "grid":
         check_at_least(who, "grid_size", spec.grid_size, 2)
+    else:
+        check_at_least(who, "n_segments", spec.n_segments, 2)
+        check_positive(who, "compactness", spec.compactness)
+    check_positive(who, "n_samples", n_samples)
+    check_positive(who, "perturbations_per_eval", perturbations_per_eval)
+    check_choice(who, "baseline", baseline, BASELINES)
+
+
+def segments(images: Tensor, spec: Superpixels) -> Tensor:
+    """Return (N, H, W) integer feature labels for ``images`` following a checked ``spec``."""
+    if spec.segmentation == "grid":
         return grid_segments(images, int(spec.grid_size))
-    check_at_least(who, "n_segments", spec.n_segments, 2)
-    check_positive(who, "compactness", spec.compactness)
     return slic_segments(images, int(spec.n_segments), float(spec.compactness))
 
 
@@ -102,11 +113,8 @@ def attribute_per_image(
     perturbation): each call evaluates its ``n_samples`` perturbations in
     batches of ``perturbations_per_eval`` rows on the model's device.
     """
-    check_positive(who, "n_samples", n_samples)
-    check_positive(who, "perturbations_per_eval", perturbations_per_eval)
     images = images_of(batch, who)
-    check_choice(who, "baseline", baseline, BASELINES)
-    labels = segments(images, spec, who)
+    labels = segments(images, spec)
     base = baseline_images(images, baseline)
     forward, rows = captum_forward(model, batch)
     method = make(forward)

@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model
-from harness_builtins.explainers.perturbation._common import Superpixels, attribute_per_image
+from harness_builtins.explainers.perturbation._common import (
+    Superpixels,
+    attribute_per_image,
+    check_perturbation,
+)
 
 
 class KernelShap(Explainer):
@@ -81,10 +85,20 @@ class KernelShap(Explainer):
             cls(n_samples=16, perturbations_per_eval=16, n_segments=8, baseline="zero"),
         ]
 
+    def check_params(self) -> None:
+        """Check the superpixel, baseline and sampling parameters."""
+        check_perturbation(
+            self.name, self._superpixels(), self.baseline, self.n_samples,
+            self.perturbations_per_eval,
+        )  # fmt: skip
+
+    def _superpixels(self) -> Superpixels:
+        return Superpixels(self.segmentation, self.n_segments, self.compactness, self.grid_size)
+
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         from captum.attr import KernelShap as CaptumKernelShap
 
-        spec = Superpixels(self.segmentation, self.n_segments, self.compactness, self.grid_size)
+        spec = self._superpixels()
 
         def make(forward: Any) -> CaptumKernelShap:
             return CaptumKernelShap(forward)

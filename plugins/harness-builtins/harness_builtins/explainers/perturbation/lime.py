@@ -9,8 +9,12 @@ import torch
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Explainer, ExplainerTags, Modality, Model
-from harness_builtins.explainers._common import check_positive
-from harness_builtins.explainers.perturbation._common import Superpixels, attribute_per_image
+from harness_builtins.explainers._common import check_at_least, check_positive
+from harness_builtins.explainers.perturbation._common import (
+    Superpixels,
+    attribute_per_image,
+    check_perturbation,
+)
 
 
 def binary_cosine_kernel(kernel_width: float) -> Any:
@@ -108,12 +112,23 @@ class Lime(Explainer):
             cls(n_samples=16, perturbations_per_eval=16, n_segments=8, baseline="zero"),
         ]
 
+    def check_params(self) -> None:
+        """Check the superpixel, baseline, sampling and kernel parameters."""
+        check_perturbation(
+            self.name, self._superpixels(), self.baseline, self.n_samples,
+            self.perturbations_per_eval,
+        )  # fmt: skip
+        check_positive(self.name, "kernel_width", self.kernel_width)
+        check_at_least(self.name, "alpha", self.alpha, 0.0)
+
+    def _superpixels(self) -> Superpixels:
+        return Superpixels(self.segmentation, self.n_segments, self.compactness, self.grid_size)
+
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         from captum._utils.models.linear_model import SkLearnRidge
         from captum.attr import Lime as CaptumLime
 
-        check_positive(self.name, "kernel_width", self.kernel_width)
-        spec = Superpixels(self.segmentation, self.n_segments, self.compactness, self.grid_size)
+        spec = self._superpixels()
 
         def make(forward: Any) -> CaptumLime:
             return CaptumLime(

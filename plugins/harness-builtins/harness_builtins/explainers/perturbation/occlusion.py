@@ -72,12 +72,15 @@ class Occlusion(Explainer):
         """Return small instances for the conformance kit."""
         return [cls(window=4, stride=4), cls(window=3, stride=2, baseline="zero")]
 
-    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
-        from captum.attr import Occlusion as CaptumOcclusion
-
+    def check_params(self) -> None:
+        """Check the window, stride, batch and baseline parameters."""
         for param in ("window", "stride", "perturbations_per_eval"):
             check_positive(self.name, param, getattr(self, param))
         check_choice(self.name, "baseline", self.baseline, BASELINES)
+
+    def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
+        from captum.attr import Occlusion as CaptumOcclusion
+
         images = images_of(batch, self.name).detach()
         c, h, w = images.shape[1:]
         window = min(int(self.window), h, w)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from torch import Tensor
 
+from harness.errors import PluginError
 from harness_builtins.explainers._common import check_positive
 from harness_builtins.explainers.propagation._common import ZennitLRP
 
@@ -56,10 +57,13 @@ class LRPEpsilonPlusFlat(ZennitLRP):
         """Return small instances for the conformance kit."""
         return [cls()]
 
+    def check_params(self) -> None:
+        """Check the epsilon rule's stabiliser."""
+        check_positive(self.name, "epsilon", self.epsilon)
+
     def _composite(self, images: Tensor, canonizers: list[Canonizer]) -> Composite:
         from zennit.composites import EpsilonPlusFlat
 
-        check_positive(self.name, "epsilon", self.epsilon)
         return EpsilonPlusFlat(epsilon=float(self.epsilon), canonizers=canonizers)
 
 
@@ -108,11 +112,20 @@ class LRPEpsilonGammaBox(ZennitLRP):
         """Return small instances for the conformance kit."""
         return [cls(), cls(gamma=0.5, low=-3.0, high=3.0)]
 
+    def check_params(self) -> None:
+        """Check epsilon, gamma and the z-box bounds (low below high when both are given)."""
+        check_positive(self.name, "epsilon", self.epsilon)
+        check_positive(self.name, "gamma", self.gamma)
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise PluginError(
+                f"explainer {self.name!r}: low, high - expected low < high, got "
+                f"{self.low!r} and {self.high!r}.",
+                plugin=self.name,
+            )
+
     def _composite(self, images: Tensor, canonizers: list[Canonizer]) -> Composite:
         from zennit.composites import EpsilonGammaBox
 
-        check_positive(self.name, "epsilon", self.epsilon)
-        check_positive(self.name, "gamma", self.gamma)
         dims = tuple(range(1, images.dim()))
         low = (
             images.amin(dim=dims, keepdim=True) if self.low is None else images.new_tensor(self.low)
