@@ -10,11 +10,12 @@ import pytest
 import scipy.stats
 import torch
 from _toys_a import InputXGradient, ModuleModel, blob_batch, single_thread, tiny_model
+from conftest import wrap_module
 from skimage.metrics import structural_similarity
 
 import harness
 from harness.contracts import Attribution
-from harness.errors import CapabilityError
+from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
 from harness.metrics.sanity._common import box_mean, ssim_rows
 from harness.metrics.sanity.random_logit import other_classes, score_other_classes
@@ -279,10 +280,22 @@ def test_randomisation_shares_the_twin_and_needs_layers(case) -> None:
         assert torch.equal(out.values, alone.values)
         assert all(torch.equal(before[k], v) for k, v in model.module.state_dict().items())
     assert all(torch.equal(twin_before[k], v) for k, v in twin.module.state_dict().items())
-    with pytest.raises(CapabilityError, match="at least one"):
+    with pytest.raises(PluginError, match="max_layers=0 - expected None or a positive integer"):
         harness.get_metric("sanity.cascading_randomisation", max_layers=0).evaluate(
             model, batch, targets, attribution, explainer=EXPLAINER
         )
+    weightless = wrap_module(_Weightless(), classes=3)  # no layer to randomise
+    with pytest.raises(CapabilityError, match="at least one"):
+        harness.get_metric("sanity.cascading_randomisation").evaluate(
+            weightless, batch, targets, attribution, explainer=EXPLAINER
+        )
+
+
+class _Weightless(torch.nn.Module):
+    """Three logits of an image without parameters: nothing to randomise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x.mean((1, 2, 3)), -x.mean((1, 2, 3)), x.amax((1, 2, 3))], dim=1)
 
 
 @pytest.mark.parametrize("absolute", [True, False])

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from harness.contracts.metric import ClassificationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Task
+from harness.metrics._params import number_in
 from harness.metrics.classification._common import (
     as_numpy,
     check_shapes,
@@ -46,6 +47,10 @@ class Accuracy(ClassificationMetric):
 
     def __init__(self, *, threshold: float = 0.5) -> None:
         self.threshold = threshold
+
+    def check_params(self) -> None:
+        """Refuse a threshold outside [0, 1] (it is compared with probabilities)."""
+        number_in(self.name, "threshold", self.threshold, "[0, 1]", 0, 1)
 
     def _compute(self, labels: Tensor, probs: Tensor, task: Task) -> float:
         from sklearn.metrics import accuracy_score

@@ -10,6 +10,7 @@ from torch import Tensor
 from harness.contracts.metric import ClassificationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Task
 from harness.errors import DataError
+from harness.metrics._params import integer
 from harness.metrics.classification._common import as_numpy, check_shapes, per_label_columns
 
 
@@ -44,6 +45,11 @@ class AUROC(ClassificationMetric):
 
     def __init__(self, *, label: int | None = None) -> None:
         self.label = label
+
+    def check_params(self) -> None:
+        """Refuse a label that is neither None nor an integer >= 0 (its upper bound needs K)."""
+        if self.label is not None:
+            integer(self.name, "label", self.label, minimum=0)
 
     def per_label(self, labels: Tensor, probs: Tensor, task: Task) -> dict[int, float]:
         """Return {label index: AUC} for every label whose AUC is defined."""

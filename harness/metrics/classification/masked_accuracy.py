@@ -10,6 +10,7 @@ from torch import Tensor
 
 from harness.contracts.metric import ClassificationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Task
+from harness.metrics._params import number_in, positive
 from harness.metrics.classification._common import check_shapes, per_label_columns
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,11 @@ class MaskedAccuracy(ClassificationMetric):
     def __init__(self, *, threshold: float = 0.5, min_known: int = 2) -> None:
         self.threshold = threshold
         self.min_known = min_known
+
+    def check_params(self) -> None:
+        """Refuse a threshold outside [0, 1] and ``min_known < 1`` (a label needs a known row)."""
+        number_in(self.name, "threshold", self.threshold, "[0, 1]", 0, 1)
+        positive(self.name, "min_known", self.min_known)
 
     def _compute(self, labels: Tensor, probs: Tensor, task: Task) -> float:
         check_shapes(self.name, labels, probs, Task.MULTILABEL)

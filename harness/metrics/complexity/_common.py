@@ -10,6 +10,7 @@ from torch import Tensor
 from harness.contracts.metric import ExplanationMetric
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import DataError
+from harness.metrics._params import integer
 from harness.metrics._tokens import feature_tags, token_inputs
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class ComplexityMetric(ExplanationMetric, abc.ABC):
     def get_tags(self) -> MetricTags:
         """Pixel or token attributions, as ``over`` says."""
         return feature_tags(self.name, self.tags, self.over)
+
+    def check_params(self) -> None:
+        """Refuse an ``over`` other than "pixels" or "tokens", a ``pad_token`` that is no int."""
+        self.get_tags()  # checks ``over``: the planner reads the tags before anything runs
+        integer(self.name, "pad_token", self.pad_token)
 
     def _score(
         self,

@@ -32,16 +32,22 @@ from harness.metrics import _engine
 from harness.metrics._draws import row_seeds, uniform_rows
 from harness.metrics._params import choice as choice
 from harness.metrics._params import positive as positive
+from harness.metrics._params import refuse
 from harness.metrics._sorting import argsort_rows
 
 BASELINES = ("zero", "black", "mean", "blur", "uniform")
 ORDERS = ("morf", "lerf")
+OUTPUTS = ("probability", "logit")
 
 
 def check_baseline(metric: str, baseline: str | float) -> None:
-    """Raise a PluginError unless ``baseline`` is a number or one of :data:`BASELINES`."""
+    """Raise a PluginError unless ``baseline`` is a finite number or one of :data:`BASELINES`."""
     if isinstance(baseline, bool) or not isinstance(baseline, int | float):
         choice(metric, "baseline", baseline, BASELINES)  # True is no number here
+    elif not math.isfinite(baseline):
+        raise refuse(
+            metric, "baseline", baseline, f"a finite number or one of {', '.join(BASELINES)}"
+        )
 
 
 def images_of(metric: str, batch: Batch, attribution: Attribution) -> tuple[Tensor, Tensor]:
@@ -127,22 +133,15 @@ def step_size(hw: int, steps: int, pixels_per_step: int | None) -> int:
     return pixels_per_step if pixels_per_step is not None else max(1, math.ceil(hw / steps))
 
 
-def step_settings(
-    name: str,
-    images: Tensor,
-    *,
-    steps: int,
-    pixels_per_step: int | None,
-    baseline: str | float,
-    output: str,
-) -> tuple[str, int]:
-    """Validate the shared step parameters; return (output, pixels per step)."""
+def check_steps(
+    name: str, *, steps: int, pixels_per_step: int | None, baseline: str | float, output: str
+) -> None:
+    """Raise a PluginError for a refused step parameter (``check_params`` of step metrics)."""
     positive(name, "steps", steps)
     if pixels_per_step is not None:
         positive(name, "pixels_per_step", pixels_per_step)
     check_baseline(name, baseline)
-    checked = choice(name, "output", output, ("probability", "logit"))
-    return checked, step_size(images.shape[-2] * images.shape[-1], steps, pixels_per_step)
+    choice(name, "output", output, OUTPUTS)
 
 
 def threshold_maker(
@@ -228,23 +227,19 @@ def step_curve(
     output: str,
     insert: bool,
     descending: bool = True,
-) -> tuple[str, Tensor]:
-    """Check the step parameters and return (output, :func:`schedule_curve` (N, S + 1)).
+) -> Tensor:
+    """Return :func:`schedule_curve` (N, S + 1) for step parameters passed by :func:`check_steps`.
 
     The ``_score`` of the metrics on a step schedule (pixel flipping, deletion
     and insertion AUC) in one call; ``descending=False`` walks the pixels
     least relevant first.
     """
     images, pixels = images_of(name, batch, attribution)
-    checked, k = step_settings(
-        name, images, steps=steps, pixels_per_step=pixels_per_step, baseline=baseline,
-        output=output,
-    )  # fmt: skip
-    curve = schedule_curve(
-        model, batch, targets, pixels, baseline=baseline, k=k, insert=insert, output=checked,
+    k = step_size(images.shape[-2] * images.shape[-1], steps, pixels_per_step)
+    return schedule_curve(
+        model, batch, targets, pixels, baseline=baseline, k=k, insert=insert, output=output,
         descending=descending,
     )  # fmt: skip
-    return checked, curve
 
 
 def clean_scores(model: Model, batch: Batch, targets: Tensor, output: str) -> Tensor:

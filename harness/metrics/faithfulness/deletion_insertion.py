@@ -45,6 +45,13 @@ class _RiseAUC(ExplanationMetric):
         self.baseline = baseline
         self.output = output
 
+    def check_params(self) -> None:
+        """Refuse non-positive ``steps`` / ``pixels_per_step``, an unknown baseline or output."""
+        C.check_steps(
+            self.name, steps=self.steps, pixels_per_step=self.pixels_per_step,
+            baseline=self.baseline, output=self.output,
+        )  # fmt: skip
+
     @_engine.engine_scope
     def _score(
         self,
@@ -54,12 +61,12 @@ class _RiseAUC(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        output, curve = C.step_curve(
+        curve = C.step_curve(
             self.name, model, batch, targets, attribution, steps=self.steps,
             pixels_per_step=self.pixels_per_step, baseline=self.baseline, output=self.output,
             insert=self._insert,
         )  # fmt: skip
-        return Scores(values=C.normalised_auc(curve), curves={output: curve})
+        return Scores(values=C.normalised_auc(curve), curves={self.output: curve})
 
 
 class DeletionAUC(_RiseAUC):

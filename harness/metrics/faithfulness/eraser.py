@@ -12,8 +12,8 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
-from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._params import integer, percentages
 from harness.metrics._tokens import token_inputs
 from harness.metrics.faithfulness import _common as C
 
@@ -115,14 +115,15 @@ class _TokenRemoval(ExplanationMetric):
         self.output = output
 
     def _percentages(self) -> list[Fraction]:
-        problem = f"metric {self.name!r}: parameter bins={self.bins!r} - expected a non-empty "
-        try:
-            values = [Fraction(str(b)) for b in self.bins]
-        except (TypeError, ValueError):
-            values = []
-        if not values or any(not 0 < b <= 100 for b in values):
-            raise PluginError(problem + "list of percentages in (0, 100].", plugin=self.name)
-        return values
+        """Return the bins as exact fractions, or raise a PluginError naming them."""
+        return percentages(self.name, "bins", self.bins, "(0, 100]", 0, 100, "percentages")
+
+    def check_params(self) -> None:
+        """Refuse empty bins or bins outside (0, 100], an unknown removal or output."""
+        self._percentages()
+        C.choice(self.name, "removal", self.removal, REMOVALS)
+        C.choice(self.name, "output", self.output, ("probability", "logit"))
+        integer(self.name, "pad_token", self.pad_token)
 
     @_engine.engine_scope
     def _score(
@@ -133,13 +134,11 @@ class _TokenRemoval(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        percentages = self._percentages()
-        removal = C.choice(self.name, "removal", self.removal, REMOVALS)
-        output = C.choice(self.name, "output", self.output, ("probability", "logit"))
+        bins, removal, output = self._percentages(), self.removal, self.output
         tokens, scores, valid = token_inputs(self.name, batch, attribution, self.pad_token)
-        top = top_tokens(scores, valid, percentages)
+        top = top_tokens(scores, valid, bins)
         keep = top if self.keep_rationale else valid.unsqueeze(1) & ~top
-        steps = len(percentages)
+        steps = len(bins)
 
         def make(flat: Tensor) -> Tensor:
             rows = torch.div(flat, steps, rounding_mode="floor")

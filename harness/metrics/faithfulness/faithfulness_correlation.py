@@ -14,6 +14,7 @@ from harness.errors import PluginError
 from harness.metrics import _engine
 from harness.metrics._correlation import pearson_rows, rank_agreement
 from harness.metrics._draws import base_seed, row_seeds, uniform_rows
+from harness.metrics._params import integer
 from harness.metrics.faithfulness import _common as C
 
 if TYPE_CHECKING:
@@ -170,6 +171,18 @@ class FaithfulnessCorrelation(ExplanationMetric):
         self.output = output
         self.seed = seed
 
+    def check_params(self) -> None:
+        """Refuse fewer than 2 runs (a correlation needs two), a non-positive subset, etc.
+
+        A subset as large as the image is refused when the image is seen.
+        """
+        integer(self.name, "runs", self.runs, minimum=2)
+        C.positive(self.name, "subset_size", self.subset_size)
+        C.check_baseline(self.name, self.baseline)
+        C.choice(self.name, "output", self.output, _OUTPUTS)
+        if self.seed is not None:
+            integer(self.name, "seed", self.seed)
+
     @_engine.engine_scope
     def _score(
         self,
@@ -180,10 +193,7 @@ class FaithfulnessCorrelation(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         images, pixels = C.images_of(self.name, batch, attribution)
-        runs = C.positive(self.name, "runs", self.runs)
-        size = C.positive(self.name, "subset_size", self.subset_size)
-        output = C.choice(self.name, "output", self.output, _OUTPUTS)
-        C.check_baseline(self.name, self.baseline)
+        runs, size, output = self.runs, self.subset_size, self.output
         hw = images.shape[-2] * images.shape[-1]
         if size >= hw:
             raise PluginError(

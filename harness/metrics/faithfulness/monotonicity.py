@@ -10,6 +10,7 @@ from torch import Tensor
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.metrics import _engine
+from harness.metrics._params import flag
 from harness.metrics.faithfulness import _common as C
 
 if TYPE_CHECKING:
@@ -90,6 +91,15 @@ class Monotonicity(ExplanationMetric):
         self.output = output
         self.full_curve = full_curve
 
+    def check_params(self) -> None:
+        """Refuse bad step parameters (:func:`~._common.check_steps`) and non-bool flags."""
+        C.check_steps(
+            self.name, steps=self.steps, pixels_per_step=self.pixels_per_step,
+            baseline=self.baseline, output=self.output,
+        )  # fmt: skip
+        flag(self.name, "abs", self.abs)
+        flag(self.name, "full_curve", self.full_curve)
+
     @_engine.engine_scope
     def _score(
         self,
@@ -100,11 +110,9 @@ class Monotonicity(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         images, pixels = C.images_of(self.name, batch, attribution)
-        output, k = C.step_settings(
-            self.name, images, steps=self.steps, pixels_per_step=self.pixels_per_step,
-            baseline=self.baseline, output=self.output,
-        )  # fmt: skip
+        output = self.output
         hw = images.shape[-2] * images.shape[-1]
+        k = C.step_size(hw, self.steps, self.pixels_per_step)
         order_by = pixels.abs() if self.abs else pixels
         n_steps = -(-hw // k)
         rank = C.ranks(order_by.reshape(len(pixels), -1), descending=False)

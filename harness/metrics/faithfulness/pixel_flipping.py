@@ -95,6 +95,14 @@ class PixelFlipping(ExplanationMetric):
         self.output = output
         self.order = order
 
+    def check_params(self) -> None:
+        """Refuse bad step parameters (:func:`~._common.check_steps`) and an unknown order."""
+        C.check_steps(
+            self.name, steps=self.steps, pixels_per_step=self.pixels_per_step,
+            baseline=self.baseline, output=self.output,
+        )  # fmt: skip
+        C.choice(self.name, "order", self.order, C.ORDERS)
+
     @_engine.engine_scope
     def _score(
         self,
@@ -104,15 +112,14 @@ class PixelFlipping(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        order = C.choice(self.name, "order", self.order, C.ORDERS)
-        output, full = C.step_curve(
+        full = C.step_curve(
             self.name, model, batch, targets, attribution, steps=self.steps,
             pixels_per_step=self.pixels_per_step, baseline=self.baseline, output=self.output,
-            insert=False, descending=order == "morf",
+            insert=False, descending=self.order == "morf",
         )  # fmt: skip
         curve = full[:, 1:]  # column 0 is the unperturbed image
         value = C.aopc(full[:, :1] - curve)
-        return Scores(values=value if order == "morf" else -value, curves={output: curve})
+        return Scores(values=value if self.order == "morf" else -value, curves={self.output: curve})
 
     def quantus_auc(self, scores: Scores) -> Tensor:
         """Quantus's ``return_auc_per_sample`` value (``np.trapz`` of the curve, dx = 1)."""

@@ -113,6 +113,17 @@ class RegionPerturbation(ExplanationMetric):
         self.baseline = baseline
         self.output = output
 
+    def check_params(self) -> None:
+        """Refuse a non-positive patch size or region count, an unknown order, baseline or output.
+
+        A patch larger than the image is refused when the image is seen.
+        """
+        C.positive(self.name, "patch_size", self.patch_size)
+        C.positive(self.name, "regions", self.regions)
+        C.choice(self.name, "order", self.order, C.ORDERS)
+        C.choice(self.name, "output", self.output, _OUTPUTS)
+        C.check_baseline(self.name, self.baseline)
+
     @_engine.engine_scope
     def _score(
         self,
@@ -123,11 +134,7 @@ class RegionPerturbation(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         images, pixels = C.images_of(self.name, batch, attribution)
-        patch = C.positive(self.name, "patch_size", self.patch_size)
-        regions = C.positive(self.name, "regions", self.regions)
-        order = C.choice(self.name, "order", self.order, C.ORDERS)
-        output = C.choice(self.name, "output", self.output, _OUTPUTS)
-        C.check_baseline(self.name, self.baseline)
+        patch, regions, order, output = self.patch_size, self.regions, self.order, self.output
         n, _, h, w = images.shape
         if patch > min(h, w):
             raise PluginError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -10,9 +11,9 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
-from harness.errors import PluginError
 from harness.metrics import _engine
 from harness.metrics._draws import base_seed, row_seeds
+from harness.metrics._params import integer, number_in, percentages
 from harness.metrics.faithfulness import _common as C
 from harness.metrics.faithfulness._imputation import noisy_linear_imputation
 
@@ -101,15 +102,14 @@ class ROAD(ExplanationMetric):
         self.output = output
         self.seed = seed
 
-    def _counts(self, hw: int) -> list[int]:
-        values = list(self.percentages)
-        if not values or any(not 0 <= float(p) < 100 for p in values):
-            raise PluginError(
-                f"metric {self.name!r}: parameter percentages={self.percentages!r} - expected a "
-                f"non-empty list of numbers in [0, 100), got {self.percentages!r}.",
-                plugin=self.name,
-            )
-        return [int(hw * p / 100) for p in values]
+    def check_params(self) -> None:
+        """Refuse percentages outside [0, 100), an unknown order or output, negative noise."""
+        percentages(self.name, "percentages", self.percentages, "[0, 100)", 0, 100, "numbers")
+        C.choice(self.name, "order", self.order, C.ORDERS)
+        C.choice(self.name, "output", self.output, _OUTPUTS)
+        number_in(self.name, "noise", self.noise, "[0, inf)", 0, math.inf)
+        if self.seed is not None:
+            integer(self.name, "seed", self.seed)
 
     @_engine.engine_scope
     def _score(
@@ -121,10 +121,10 @@ class ROAD(ExplanationMetric):
         explainer: Explainer | None,
     ) -> Scores:
         images, pixels = C.images_of(self.name, batch, attribution)
-        order = C.choice(self.name, "order", self.order, C.ORDERS)
-        output = C.choice(self.name, "output", self.output, _OUTPUTS)
+        order, output = self.order, self.output
         n, _, h, w = images.shape
-        counts = torch.tensor(self._counts(h * w), device=images.device)
+        hw = h * w
+        counts = torch.tensor([int(hw * p / 100) for p in self.percentages], device=images.device)
         steps = len(counts)
         rank = C.ranks(pixels.reshape(n, -1), descending=order == "morf")
         seed = base_seed(self.seed)

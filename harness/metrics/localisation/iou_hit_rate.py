@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from harness.errors import PluginError
+from harness.metrics._params import choice, number_in, refuse
 from harness.metrics.localisation._common import MaskMetric, minmax
 
 _CHEXLOCALIZE = (
@@ -50,13 +50,24 @@ def otsu_levels(levels: Tensor, bins: int = 256) -> Tensor:
     return torch.where(constant, levels[:, 0], best)
 
 
-def binarise(pixels: Tensor, threshold: str | float, where: str) -> Tensor:
+def check_threshold(metric: str, threshold: object) -> None:
+    """Raise a PluginError unless ``threshold`` is "otsu" or a number in (0, 1]."""
+    if threshold != "otsu" and (
+        isinstance(threshold, str | bool)
+        or not isinstance(threshold, int | float)
+        or not 0.0 < float(threshold) <= 1.0
+    ):
+        raise refuse(metric, "threshold", threshold, "'otsu' or a number in (0, 1]")
+
+
+def binarise(pixels: Tensor, threshold: str | float) -> Tensor:
     """Return the (N, P) bool segmentation of (N, H, W) maps, as CheXlocalize does.
 
     Each map is min-max normalised to [0, 1]. ``"otsu"`` quantises it to 256
     levels (``uint8(255 * map)``) and keeps levels above Otsu's threshold; a
-    float ``t`` keeps pixels with normalised value ``>= t`` (a fraction of the
-    row's maximum after the shift to 0). A constant map selects every pixel.
+    float ``t`` (in (0, 1], see :func:`check_threshold`) keeps pixels with
+    normalised value ``>= t`` (a fraction of the row's maximum after the shift
+    to 0). A constant map selects every pixel.
     """
     norm = minmax(pixels.flatten(1))
     if threshold == "otsu":
@@ -67,11 +78,6 @@ def binarise(pixels: Tensor, threshold: str | float, where: str) -> Tensor:
         span = pixels.flatten(1).amax(1) > pixels.flatten(1).amin(1)
         return torch.where(
             span[:, None], levels > t[:, None], torch.ones_like(levels, dtype=torch.bool)
-        )
-    if isinstance(threshold, str) or not 0.0 < float(threshold) <= 1.0:
-        raise PluginError(
-            f"{where}: threshold={threshold!r} - expected 'otsu' or a float in (0, 1].",
-            plugin=where,
         )
     return norm >= float(threshold)
 
@@ -108,8 +114,12 @@ class IoU(MaskMetric):
     def __init__(self, *, threshold: str | float = "otsu") -> None:
         self.threshold = threshold
 
+    def check_params(self) -> None:
+        """Refuse a threshold other than "otsu" or a number in (0, 1]."""
+        check_threshold(self.name, self.threshold)
+
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
-        return iou(binarise(pixels, self.threshold, self.name), masks.flatten(1))
+        return iou(binarise(pixels, self.threshold), masks.flatten(1))
 
 
 class HitRate(MaskMetric):
@@ -128,7 +138,8 @@ class HitRate(MaskMetric):
     threshold : "otsu" or float, default="otsu"
         Binarisation for ``criterion="iou"``, as in :class:`IoU`.
     iou_cutoff : float, default=0.5
-        IoU above which ``criterion="iou"`` counts a hit.
+        IoU above which ``criterion="iou"`` counts a hit, in [0, 1) (an IoU
+        never exceeds 1).
 
     References
     ----------
@@ -147,16 +158,17 @@ class HitRate(MaskMetric):
         self.threshold = threshold
         self.iou_cutoff = iou_cutoff
 
+    def check_params(self) -> None:
+        """Refuse an unknown criterion, a threshold as :class:`IoU` does, a cutoff outside [0, 1)."""
+        choice(self.name, "criterion", self.criterion, ("max", "iou"))
+        check_threshold(self.name, self.threshold)
+        number_in(self.name, "iou_cutoff", self.iou_cutoff, "[0, 1)", 0, 1)
+
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
         m = masks.flatten(1)
         if self.criterion == "iou":
-            overlap = iou(binarise(pixels, self.threshold, self.name), m)
+            overlap = iou(binarise(pixels, self.threshold), m)
             return (overlap > self.iou_cutoff).double()
-        if self.criterion != "max":
-            raise PluginError(
-                f"{self.name}: criterion={self.criterion!r} - expected 'max' or 'iou'.",
-                plugin=self.name,
-            )
         a = pixels.flatten(1)
         top = a == a.max(dim=1, keepdim=True).values
         return (top & m).sum(1).double() / top.sum(1).double()

@@ -7,6 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from harness.metrics._params import integer
 from harness.metrics.localisation._common import MaskMetric, dilate
 
 
@@ -41,8 +42,12 @@ class PointingGame(MaskMetric):
     def __init__(self, *, tolerance: int = 0) -> None:
         self.tolerance = tolerance
 
+    def check_params(self) -> None:
+        """Refuse a tolerance that is not an integer >= 0 (a radius in pixels)."""
+        integer(self.name, "tolerance", self.tolerance, minimum=0)
+
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
-        grown = dilate(masks, int(self.tolerance)).flatten(1)
+        grown = dilate(masks, self.tolerance).flatten(1)
         a = pixels.flatten(1)
         top = a == a.max(dim=1, keepdim=True).values
         return (top & grown).sum(1, dtype=torch.float64) / top.sum(1, dtype=torch.float64)

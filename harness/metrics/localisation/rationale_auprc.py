@@ -10,6 +10,7 @@ from torch import Tensor
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.errors import DataError
+from harness.metrics._params import integer
 from harness.metrics._tokens import token_inputs
 from harness.metrics.localisation.auprc import average_precision
 
@@ -56,6 +57,10 @@ class RationaleAUPRC(ExplanationMetric):
 
     def __init__(self, *, pad_token: int = 0) -> None:
         self.pad_token = pad_token
+
+    def check_params(self) -> None:
+        """Refuse a ``pad_token`` that is not an integer."""
+        integer(self.name, "pad_token", self.pad_token)
 
     def _score(
         self,

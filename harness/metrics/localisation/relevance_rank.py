@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
+from harness.metrics._params import flag
 from harness.metrics.localisation._common import MaskMetric, expected_topk_hits
 
 
@@ -35,6 +36,10 @@ class RelevanceRankAccuracy(MaskMetric):
 
     def __init__(self, *, positive_only: bool = True) -> None:
         self.positive_only = positive_only
+
+    def check_params(self) -> None:
+        """Refuse a ``positive_only`` that is not a bool."""
+        flag(self.name, "positive_only", self.positive_only)
 
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
         a = pixels.flatten(1)

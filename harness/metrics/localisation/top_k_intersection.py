@@ -43,10 +43,14 @@ class TopKIntersection(MaskMetric):
     def __init__(self, *, k: int = 1000) -> None:
         self.k = k
 
+    def check_params(self) -> None:
+        """Refuse a ``k`` that is not a positive integer (one above the pixels is reduced)."""
+        positive(self.name, "k", self.k)
+
     def _localise(self, pixels: Tensor, masks: Tensor) -> Tensor:
         a = pixels.flatten(1)
         n, p = a.shape
-        k = min(positive(self.name, "k", self.k), p)
+        k = min(self.k, p)
         if k != self.k:
             log.info("metric %r: k=%s reduced to %d (pixels per image)", self.name, self.k, k)
         ks = torch.full((n,), k, dtype=torch.long, device=a.device)

@@ -150,6 +150,13 @@ class _Sensitivity(ExplanationMetric):
         self.n_samples = n_samples
         self.chunk = chunk
 
+    def check_params(self) -> None:
+        """Refuse ``n_samples < 1``, a radius that is not a positive number, ``chunk < 1``."""
+        positive(self.name, "n_samples", self.n_samples)
+        positive_number(self.name, "radius", self.radius)
+        if self.chunk is not None:
+            positive(self.name, "chunk", self.chunk)
+
     def _reduce(self, changes: Tensor) -> Tensor:
         return changes.max(dim=1).values
 
@@ -167,10 +174,7 @@ class _Sensitivity(ExplanationMetric):
                 f"metric {self.name!r} needs an explainer, images and pixel attributions",
                 plugin=self.name,
             )
-        n, s = len(batch), positive(self.name, "n_samples", self.n_samples)
-        radius = positive_number(self.name, "radius", self.radius)
-        if self.chunk is not None:
-            positive(self.name, "chunk", self.chunk)
+        n, s, radius = len(batch), self.n_samples, float(self.radius)
         images = batch.images
         # each row from its own generator keyed by (seed, sample id): no batch dependence;
         # max and avg share the salt, so one global seed gives both the same draws

@@ -21,10 +21,13 @@ from harness.contracts.metric import Scores
 from harness.contracts.tags import MetricTags
 from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
+from harness.metrics._params import choice, flag, integer
 from harness.metrics._tokens import feature_tags as token_feature_tags
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
+
+SIMILARITIES = ("ssim", "spearman")
 
 
 def feature_tags(name: str, tags: MetricTags, over: str, similarity: str) -> MetricTags:
@@ -136,10 +139,18 @@ def prepare(pixels: Tensor, absolute: bool) -> Tensor:
 
 def check_similarity(name: str, similarity: str) -> None:
     """Raise a PluginError unless ``similarity`` is "ssim" or "spearman"."""
-    if similarity not in ("ssim", "spearman"):
-        raise PluginError(
-            f"{name}: similarity={similarity!r} - expected 'ssim' or 'spearman'.", plugin=name
-        )
+    choice(name, "similarity", similarity, SIMILARITIES)
+
+
+def check_comparison(name: str, *, similarity: str, absolute: bool, pad_token: int) -> None:
+    """Raise a PluginError for a refused comparison parameter every sanity check shares.
+
+    ``over`` and its combination with ``similarity`` are checked by
+    :func:`feature_tags` (the metric's ``get_tags``, read at plan time).
+    """
+    check_similarity(name, similarity)
+    flag(name, "absolute", absolute)
+    integer(name, "pad_token", pad_token)
 
 
 def compare_maps(

@@ -17,7 +17,7 @@ from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics.sanity._common import (
-    check_similarity,
+    check_comparison,
     compare_maps,
     feature_tags,
     features,
@@ -79,6 +79,13 @@ class DataRandomisation(ExplanationMetric):
         """Pixel or token attributions, as ``over`` says."""
         return feature_tags(self.name, self.tags, self.over, self.similarity)
 
+    def check_params(self) -> None:
+        """Refuse an unknown similarity or ``over``, a non-bool ``absolute``, a non-int pad."""
+        check_comparison(
+            self.name, similarity=self.similarity, absolute=self.absolute, pad_token=self.pad_token
+        )
+        self.get_tags()
+
     @_engine.engine_scope
     def _score(
         self,
@@ -88,7 +95,6 @@ class DataRandomisation(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        check_similarity(self.name, self.similarity)
         twin = model.label_randomised
         reference = features(attribution, self.over)
         if explainer is None or reference is None or twin is None:

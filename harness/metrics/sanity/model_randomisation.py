@@ -11,11 +11,12 @@ from torch import Tensor, nn
 
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
-from harness.errors import CapabilityError, PluginError
+from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics._correlation import spearman_rows
+from harness.metrics._params import choice, integer, optional_positive
 from harness.metrics.sanity._common import (
-    check_similarity,
+    check_comparison,
     feature_tags,
     features,
     prepare,
@@ -112,13 +113,17 @@ class _ModelRandomisation(ExplanationMetric):
         """Pixel or token attributions, as ``over`` says."""
         return feature_tags(self.name, self.tags, self.over, self.similarity)
 
+    def check_params(self) -> None:
+        """Refuse ``max_layers < 1``, an unknown order, similarity or ``over``, a non-int seed."""
+        optional_positive(self.name, "max_layers", self.max_layers)
+        choice(self.name, "order", self.order, ("top_down", "bottom_up"))
+        check_comparison(
+            self.name, similarity=self.similarity, absolute=self.absolute, pad_token=self.pad_token
+        )
+        integer(self.name, "seed", self.seed)
+        self.get_tags()
+
     def _layers(self, model: Model) -> list[tuple[str, nn.Module]]:
-        if self.order not in ("top_down", "bottom_up"):
-            raise PluginError(
-                f"{self.name}: order={self.order!r} - expected 'top_down' or 'bottom_up'.",
-                plugin=self.name,
-            )
-        check_similarity(self.name, self.similarity)
         layers = getattr(model, "randomisable_layers", None)
         if not model.get_tags().randomisable or layers is None:
             raise CapabilityError(
@@ -128,7 +133,7 @@ class _ModelRandomisation(ExplanationMetric):
         out: list[tuple[str, nn.Module]] = list(layers())
         if self.order == "bottom_up":
             out = out[::-1]
-        out = out if self.max_layers is None else out[: int(self.max_layers)]
+        out = out if self.max_layers is None else out[: self.max_layers]
         if not out:
             raise CapabilityError(
                 f"{self.name}: randomisable layers - expected at least one, got none "

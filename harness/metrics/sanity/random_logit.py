@@ -12,7 +12,9 @@ from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need, Task
 from harness.errors import CapabilityError
 from harness.metrics import _draws, _engine
+from harness.metrics._params import integer
 from harness.metrics.sanity._common import (
+    check_comparison,
     check_similarity,
     compare_maps,
     feature_tags,
@@ -158,6 +160,14 @@ class RandomLogit(ExplanationMetric):
         """Pixel or token attributions, as ``over`` says."""
         return feature_tags(self.name, self.tags, self.over, self.similarity)
 
+    def check_params(self) -> None:
+        """Refuse an unknown similarity or ``over``, a non-bool ``absolute``, a non-int seed."""
+        check_comparison(
+            self.name, similarity=self.similarity, absolute=self.absolute, pad_token=self.pad_token
+        )
+        integer(self.name, "seed", self.seed)
+        self.get_tags()
+
     @_engine.engine_scope
     def _score(
         self,
@@ -167,7 +177,6 @@ class RandomLogit(ExplanationMetric):
         attribution: Attribution,
         explainer: Explainer | None,
     ) -> Scores:
-        check_similarity(self.name, self.similarity)
         if explainer is None or features(attribution, self.over) is None:
             raise CapabilityError(
                 f"metric {self.name!r} needs an explainer and {self.over} attributions",
