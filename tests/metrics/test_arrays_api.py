@@ -12,8 +12,11 @@ import torch
 from _toys_a import blob_batch, single_thread, tiny_model
 
 import harness
+from harness.contracts import Modality, Task
 from harness.errors import CapabilityError, DataError, PluginError
 from harness.metrics import _engine
+from harness.testing._select import fixture_batch, fixture_dataset, fixture_model, fixture_targets
+from harness.testing._toy_attribution import ToyInputXGradient, ToyTokenOcclusion
 
 quantus = pytest.importorskip("quantus")
 
@@ -206,15 +209,6 @@ def test_data_randomisation_uses_the_given_twin(arrays) -> None:
 
 def test_token_ids_score_as_the_plugin_path_does() -> None:
     """Integer (N, L) inputs are token ids: ERASER metrics, rationales, token explain functions."""
-    from harness.contracts import Modality, Task
-    from harness.testing._select import (
-        fixture_batch,
-        fixture_dataset,
-        fixture_model,
-        fixture_targets,
-    )
-    from harness.testing._toy_attribution import ToyTokenOcclusion
-
     model = fixture_model(Modality.TEXT, Task.MULTICLASS)
     batch = fixture_batch(fixture_dataset(Modality.TEXT, Task.MULTICLASS), rows=6)
     targets = fixture_targets(batch, Task.MULTICLASS)
@@ -262,15 +256,6 @@ def test_token_ids_score_as_the_plugin_path_does() -> None:
 
 def test_image_text_models_score_pixels_and_tokens_as_the_plugin_path_does() -> None:
     """``tokens=`` pairs token ids with the images; maps and ground truth are told apart by shape."""
-    from harness.contracts import Modality, Task
-    from harness.testing._select import (
-        fixture_batch,
-        fixture_dataset,
-        fixture_model,
-        fixture_targets,
-    )
-    from harness.testing._toy_attribution import ToyInputXGradient, ToyTokenOcclusion
-
     model = fixture_model(Modality.IMAGE_TEXT, Task.MULTILABEL)
     batch = fixture_batch(fixture_dataset(Modality.IMAGE_TEXT, Task.MULTILABEL), rows=10)
     keep = batch.target_masks(fixture_targets(batch, Task.MULTILABEL)).flatten(1).any(1)
