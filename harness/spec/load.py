@@ -198,6 +198,10 @@ def _check_construction(reader: _Reader, where: str, cls: type, params: Mapping[
         reader.problem(f"{where}.params", str(exc))
     except TypeError as exc:  # a required parameter is missing
         reader.problem(f"{where}.params", f"cannot build {cls.__name__}: {exc}")
+    except Exception as exc:  # a third-party check that raises something else
+        reader.problem(
+            f"{where}.params", f"{cls.__name__} refused its parameters: {type(exc).__name__}: {exc}"
+        )
 
 
 def _plugin(

@@ -184,3 +184,22 @@ def test_plugin_refusals_are_collected_as_spec_problems(tmp_path: Path) -> None:
     assert logit.line == 8 and "spearman" in str(logit)
     with pytest.raises(SpecError, match="2 problems"):
         load_spec(tmp_path / "spec.yaml", get_registries())
+
+
+def test_a_check_that_raises_another_error_is_a_spec_problem(tmp_path: Path) -> None:
+    """A third-party check_params raising ValueError is listed, not a traceback."""
+    from _core_plugins import Gradient
+
+    class Picky(Gradient):
+        name = "toy.picky"
+
+        def check_params(self) -> None:
+            raise ValueError(f"n_steps={self.n_steps} is odd")
+
+    regs = toy_registries()
+    regs.explainers.add(Picky.name, Picky, "toy-dist", "0.0")
+    path = write(tmp_path, GOOD.replace("explainers: [toy.gradient]", "explainers: [toy.picky]"))
+    spec, problems = validate_spec(path, regs, ())
+    assert spec is None
+    problem = only(problems, "explainers[0].params")
+    assert "Picky refused its parameters: ValueError: n_steps=4 is odd" in str(problem)
