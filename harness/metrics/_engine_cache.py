@@ -101,16 +101,29 @@ def _position_weighted_sum(t: Tensor) -> Tensor:
     return total
 
 
+_SMALL = 1 << 16  # tensors below this many values are checksummed together
+
+
 def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
-    """Sum (float64) and position-weighted sum (a BLAS dot product) of each floating tensor."""
+    """Sum (float64) and position-weighted sum (a BLAS dot product) of the floating tensors.
+
+    Each large tensor gets its own pair; the small ones (biases, norms, the
+    whole of a small model) are concatenated per device and dtype first, so a
+    model of a few thousand weights costs two reductions, not two per tensor.
+    """
     floats = [t.detach().reshape(-1) for t in tensors if t.is_floating_point() and t.numel()]
     if not floats:
         return ()
     wide = [t if t.dtype in (torch.float32, torch.float64) else t.float() for t in floats]
+    small: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+    for t in wide:
+        if t.numel() < _SMALL:
+            small.setdefault((t.device, t.dtype), []).append(t)
+    parts = [t for t in wide if t.numel() >= _SMALL] + [torch.cat(g) for g in small.values()]
     with torch.no_grad():
         sums = [
             s
-            for t in wide
+            for t in parts
             for s in (t.sum(dtype=torch.float64), _position_weighted_sum(t).double())
         ]
         return tuple(torch.stack(sums).tolist())
