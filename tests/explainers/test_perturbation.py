@@ -138,3 +138,13 @@ def test_occlusion_equals_patchwise_logit_drop_with_own_tokens(multimodal, mm_ba
 def test_bad_parameters_name_what_was_expected(explainer, message, tiny_cnn, batch) -> None:
     with pytest.raises(PluginError, match=message):
         explainer.explain(tiny_cnn, batch, torch.zeros(4, dtype=torch.long))
+
+
+def test_a_window_larger_than_the_image_is_reduced_with_a_warning(tiny_cnn, batch, caplog) -> None:
+    targets = torch.zeros(4, dtype=torch.long)
+    size = batch.images.shape[-1]
+    with caplog.at_level("WARNING"):
+        wide = Occlusion(window=1000, stride=4).explain(tiny_cnn, batch, targets).pixels
+    assert f"window=1000 is larger than the {size} x {size} images" in caplog.text
+    whole = Occlusion(window=size, stride=4).explain(tiny_cnn, batch, targets).pixels
+    torch.testing.assert_close(wide, whole)

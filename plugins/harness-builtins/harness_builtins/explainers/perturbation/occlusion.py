@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +18,8 @@ from harness_builtins.explainers._common import (
     images_of,
 )
 
+log = logging.getLogger(__name__)
+
 
 class Occlusion(Explainer):
     """Drop in the explained logit when a square patch is replaced by the baseline.
@@ -29,7 +32,8 @@ class Occlusion(Explainer):
     Parameters
     ----------
     window : int, default=8
-        Side of the occluding patch in pixels.
+        Side of the occluding patch in pixels (at most the image's side: a
+        larger window is reduced to it, with a warning).
     stride : int, default=4
         Step between patch positions in pixels.
     perturbations_per_eval : int, default=16
@@ -84,6 +88,11 @@ class Occlusion(Explainer):
         images = images_of(batch, self.name).detach()
         c, h, w = images.shape[1:]
         window = min(int(self.window), h, w)
+        if window < int(self.window):
+            log.warning(
+                "%s: window=%d is larger than the %d x %d images; occluding %d x %d patches",
+                self.name, self.window, h, w, window, window,
+            )  # fmt: skip
         forward, rows = captum_forward(model, batch)
         attr = CaptumOcclusion(forward).attribute(
             images,
