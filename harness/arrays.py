@@ -414,7 +414,7 @@ def score(
     kind = {"multiclass": Task.MULTICLASS, "multilabel": Task.MULTILABEL}.get(task)
     if kind is None:
         raise DataError(f"task: expected 'multiclass' or 'multilabel', got {task!r}")
-    on = resolve_device(device)
+    on = resolve_device(device, where="harness.score", key="device")
     inputs = _inputs(x_batch)
     token_ids = _token_ids(tokens, inputs)
     images, token_ids = (None, inputs) if inputs.dim() == 2 else (inputs, token_ids)

@@ -31,34 +31,29 @@ def exact_cuda(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, *, where: str = "device", key: str = "") -> torch.device:
     """Return the torch device for a spec's ``device`` value (CUDA: made exact).
 
     Raises a SpecError for a name torch does not know, CUDA without a GPU, or
-    a GPU index the machine does not have.
+    a GPU index the machine does not have; ``where`` and ``key`` say where the
+    name came from (e.g. the spec file and ``"device"``, or ``"--device"``).
     """
+
+    def refuse(message: str) -> SpecError:
+        return SpecError(where, key, f"{name!r} {message}")
+
     if name == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         try:
             device = torch.device(name)
         except RuntimeError as exc:
-            raise SpecError(
-                "device", "device", f"{name!r} - expected 'auto', 'cpu' or 'cuda[:i]' ({exc})"
-            ) from exc
+            raise refuse(f"- expected 'auto', 'cpu' or 'cuda[:i]' ({exc})") from exc
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise SpecError(
-                "device",
-                "device",
-                f"{name!r} requested but CUDA is not available; use 'auto' or 'cpu'",
-            )
+            raise refuse("requested but CUDA is not available; use 'auto' or 'cpu'")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise SpecError(
-                "device",
-                "device",
-                f"{name!r} - expected a GPU index below {count} (this machine has {count})",
-            )
+            raise refuse(f"- expected a GPU index below {count} (this machine has {count})")
     exact_cuda(device)
     return device

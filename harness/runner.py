@@ -20,7 +20,7 @@ import torch
 from harness import __version__
 from harness.contracts import DatasetInfo, MetricKind
 from harness.device import resolve_device
-from harness.errors import SpecError, StoreError
+from harness.errors import StoreError
 from harness.executors import get_executor
 from harness.pipeline import RunContext, record, run_group
 from harness.planner import NO_EXPLAINER, Cell, Plan, Plugins, plan
@@ -100,14 +100,9 @@ def prepare_folder(path: Path, option: str) -> None:
 
 def _device(options: RunOptions, spec: Spec) -> torch.device:
     """Resolve the device of the run; a refused name is reported against the spec file or --device."""
-    name = options.device or spec.device
-    try:
-        return resolve_device(name)
-    except SpecError as exc:
-        message = str(exc).removeprefix(f"{exc.file}: {exc.key_path}: ")
-        if options.device:
-            raise SpecError("--device", "", message) from exc
-        raise SpecError(str(options.spec_path), "device", message) from exc
+    if options.device:
+        return resolve_device(options.device, where="--device")
+    return resolve_device(spec.device, where=str(options.spec_path), key="device")
 
 
 def instantiate(

@@ -38,7 +38,7 @@ def device() -> torch.device:
     """Return the device fixtures run on: ``$HARNESS_TEST_DEVICE`` or the CPU (CUDA: no TF32)."""
     from harness.device import resolve_device
 
-    return resolve_device(os.environ.get("HARNESS_TEST_DEVICE", "cpu"))
+    return resolve_device(os.environ.get("HARNESS_TEST_DEVICE", "cpu"), where="HARNESS_TEST_DEVICE")
 
 
 def fixture_combos(
