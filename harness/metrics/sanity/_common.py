@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from harness.contracts.metric import Scores
+from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricTags
 from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
@@ -142,15 +142,31 @@ def check_similarity(name: str, similarity: str) -> None:
     choice(name, "similarity", similarity, SIMILARITIES)
 
 
-def check_comparison(name: str, *, similarity: str, absolute: bool, pad_token: int) -> None:
-    """Raise a PluginError for a refused comparison parameter every sanity check shares.
+class MapComparison(ExplanationMetric):
+    """Base of the sanity checks that compare a row's maps: tags and shared parameter checks.
 
-    ``over`` and its combination with ``similarity`` are checked by
-    :func:`feature_tags` (the metric's ``get_tags``, read at plan time).
+    Subclasses store ``similarity``, ``absolute``, ``over`` and ``pad_token``;
+    the tags follow ``over`` (:func:`feature_tags`) and :meth:`check_params`
+    refuses an unknown similarity or ``over``, their refused combination, a
+    non-bool ``absolute`` and a non-int ``pad_token``. Subclasses with more
+    parameters extend :meth:`check_params`.
     """
-    check_similarity(name, similarity)
-    flag(name, "absolute", absolute)
-    integer(name, "pad_token", pad_token)
+
+    similarity: str
+    absolute: bool
+    over: str
+    pad_token: int
+
+    def get_tags(self) -> MetricTags:
+        """Pixel or token attributions, as ``over`` says."""
+        return feature_tags(self.name, self.tags, self.over, self.similarity)
+
+    def check_params(self) -> None:
+        """Refuse an unknown similarity or ``over``, a non-bool ``absolute``, a non-int pad."""
+        check_similarity(self.name, self.similarity)
+        flag(self.name, "absolute", self.absolute)
+        integer(self.name, "pad_token", self.pad_token)
+        self.get_tags()
 
 
 def compare_maps(

@@ -12,20 +12,19 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from harness.contracts import Attribution, Batch, Explainer, ExplanationMetric, Model, Scores
+from harness.contracts import Attribution, Batch, Explainer, Model, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics.sanity._common import (
-    check_comparison,
+    MapComparison,
     compare_maps,
-    feature_tags,
     features,
     valid_features,
 )
 
 
-class DataRandomisation(ExplanationMetric):
+class DataRandomisation(MapComparison):
     """Similarity between maps of the trained model and of its label-permuted twin.
 
     Lower is better: the explanation should change when the labels carried no
@@ -74,17 +73,6 @@ class DataRandomisation(ExplanationMetric):
         self.absolute = absolute
         self.over = over
         self.pad_token = pad_token
-
-    def get_tags(self) -> MetricTags:
-        """Pixel or token attributions, as ``over`` says."""
-        return feature_tags(self.name, self.tags, self.over, self.similarity)
-
-    def check_params(self) -> None:
-        """Refuse an unknown similarity or ``over``, a non-bool ``absolute``, a non-int pad."""
-        check_comparison(
-            self.name, similarity=self.similarity, absolute=self.absolute, pad_token=self.pad_token
-        )
-        self.get_tags()
 
     @_engine.engine_scope
     def _score(

@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor, nn
 
-from harness.contracts.metric import ExplanationMetric, Scores
+from harness.contracts.metric import Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics._correlation import spearman_rows
 from harness.metrics._params import choice, integer, optional_positive
 from harness.metrics.sanity._common import (
-    check_comparison,
-    feature_tags,
+    MapComparison,
     features,
     prepare,
     rank_maps,
@@ -81,7 +80,7 @@ def _compare(
     return rho.T, defined.T, ssim.T
 
 
-class _ModelRandomisation(ExplanationMetric):
+class _ModelRandomisation(MapComparison):
     """Shared loop; ``_cascading`` chooses cascading or independent randomisation."""
 
     tags: ClassVar[MetricTags] = _TAGS
@@ -109,19 +108,12 @@ class _ModelRandomisation(ExplanationMetric):
         self.over = over
         self.pad_token = pad_token
 
-    def get_tags(self) -> MetricTags:
-        """Pixel or token attributions, as ``over`` says."""
-        return feature_tags(self.name, self.tags, self.over, self.similarity)
-
     def check_params(self) -> None:
         """Refuse ``max_layers < 1``, an unknown order, similarity or ``over``, a non-int seed."""
         optional_positive(self.name, "max_layers", self.max_layers)
         choice(self.name, "order", self.order, ("top_down", "bottom_up"))
-        check_comparison(
-            self.name, similarity=self.similarity, absolute=self.absolute, pad_token=self.pad_token
-        )
+        super().check_params()
         integer(self.name, "seed", self.seed)
-        self.get_tags()
 
     def _layers(self, model: Model) -> list[tuple[str, nn.Module]]:
         layers = getattr(model, "randomisable_layers", None)

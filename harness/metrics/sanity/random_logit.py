@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
-from harness.contracts.metric import ExplanationMetric, Scores
+from harness.contracts.metric import Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need, Task
 from harness.errors import CapabilityError
 from harness.metrics import _draws, _engine
 from harness.metrics._params import integer
 from harness.metrics.sanity._common import (
-    check_comparison,
+    MapComparison,
     check_similarity,
     compare_maps,
-    feature_tags,
     features,
     valid_features,
 )
@@ -90,7 +89,7 @@ def score_other_classes(
     return compare_maps(reference, maps, similarity, absolute, valid)
 
 
-class RandomLogit(ExplanationMetric):
+class RandomLogit(MapComparison):
     """Similarity between the map for the target and the map for a random other class.
 
     The explainer re-explains the same inputs for a class drawn uniformly among
@@ -156,17 +155,10 @@ class RandomLogit(ExplanationMetric):
         self.over = over
         self.pad_token = pad_token
 
-    def get_tags(self) -> MetricTags:
-        """Pixel or token attributions, as ``over`` says."""
-        return feature_tags(self.name, self.tags, self.over, self.similarity)
-
     def check_params(self) -> None:
-        """Refuse an unknown similarity or ``over``, a non-bool ``absolute``, a non-int seed."""
-        check_comparison(
-            self.name, similarity=self.similarity, absolute=self.absolute, pad_token=self.pad_token
-        )
+        """Refuse what every map comparison refuses, and a seed that is not an integer."""
+        super().check_params()
         integer(self.name, "seed", self.seed)
-        self.get_tags()
 
     @_engine.engine_scope
     def _score(
