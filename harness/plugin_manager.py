@@ -2,7 +2,9 @@
 
 Order (pytest style): hookspecs, the core metrics as a default plugin, then
 every ``harness`` entry point unless ``HARNESS_DISABLE_PLUGIN_AUTOLOAD`` is set
-or the plugin is blocked with ``-p no:NAME``.
+or the plugin is blocked with ``-p no:NAME``. A plugin that cannot be imported or
+registered, or whose hook raises, is left out with one warning naming its
+entry point and distribution; the other plugins stay usable.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Registries:
 
 
 def _dist_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str, str]:
-    for plug, dist in manager.list_plugin_distinfo():
+    for plug, dist in _DISTRIBUTIONS.get(id(manager), ()):
         if plug is plugin:
             return dist.metadata["name"], dist.version
     if getattr(plugin, "__name__", "").startswith("harness."):
@@ -56,6 +58,42 @@ def _dist_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str, str]:
 
         return "harness", __version__
     return getattr(plugin, "__name__", "?"), ""
+
+
+#: (plugin, distribution) pairs of the entry-point plugins, per manager
+_DISTRIBUTIONS: dict[int, list[tuple[object, metadata.Distribution]]] = {}
+
+
+def _skip_broken(ep: metadata.EntryPoint, dist: metadata.Distribution, exc: Exception) -> None:
+    log.warning(
+        "plugin %r (%s %s) is left out: %s: %s - fix or uninstall it, or block it with -p no:%s",
+        ep.name,
+        dist.metadata["name"],
+        dist.version,
+        type(exc).__name__,
+        exc,
+        ep.name,
+    )
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every ``harness`` entry point not blocked; a broken one is skipped with a warning.
+
+    (pluggy's ``load_setuptools_entrypoints`` stops at the first plugin that
+    fails to import, taking every command down with it.)
+    """
+    loaded = _DISTRIBUTIONS.setdefault(id(pm), [])
+    for dist in list(metadata.distributions()):
+        for ep in dist.entry_points:
+            if ep.group != GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
+                _skip_broken(ep, dist, exc)
+                continue
+            loaded.append((plugin, dist))
 
 
 def build_plugin_manager(blocked: Iterable[str] = ()) -> pluggy.PluginManager:
@@ -69,7 +107,7 @@ def build_plugin_manager(blocked: Iterable[str] = ()) -> pluggy.PluginManager:
     if not pm.is_blocked(CORE_PLUGIN):
         pm.register(importlib.import_module(CORE_PLUGIN), name=CORE_PLUGIN)
     if not os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD"):
-        pm.load_setuptools_entrypoints(GROUP)
+        _load_entry_points(pm)
     pm.check_pending()
     return pm
 
@@ -94,8 +132,18 @@ def discover(blocked: Iterable[str] = ()) -> Registries:
         registry = regs.kind(kind)
         for impl in reversed(hook.get_hookimpls()):
             dist, version = _dist_of(pm, impl.plugin)
-            for name, target in (impl.function() or {}).items():
-                registry.add(name, target, dist, version)
+            try:
+                provided = dict(impl.function() or {})
+            except Exception as exc:  # noqa: BLE001 - one plugin's hook must not stop the others
+                log.warning(
+                    "plugin %r (%s %s): its harness_%s hook raised %s: %s; its %s are left out "
+                    "- fix or uninstall it, or block it with -p no:%s",
+                    impl.plugin_name, dist, version, kind, type(exc).__name__, exc, kind,
+                    impl.plugin_name,
+                )  # fmt: skip
+                continue
+            for name, target in provided.items():
+                registry.add(name, target, dist, version, plugin=impl.plugin_name)
         registry.freeze()
     return regs
 
@@ -115,7 +163,7 @@ def registered_distribution(kind: str, name: str) -> str:
     """Return "dist version" of the plugin registered as ``name`` in this process, or ''."""
     for regs in _CACHE.values():
         registry = regs.kind(kind)
-        if name in registry:
+        if name in registry and registry.conflict(name) is None:
             entry = registry.entry(name)
             return f"{entry.distribution} {entry.dist_version}".strip()
     return ""

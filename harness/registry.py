@@ -1,8 +1,9 @@
 """Registries of plugin classes by public name, filled from pluggy hooks.
 
 A name maps to a class or to a lazy ``"module:attr"`` target that is imported
-on first use. Duplicate names raise :class:`PluginConflictError` naming both
-distributions; unknown names get the closest valid names.
+on first use. A name claimed by two plugins raises :class:`PluginConflictError`
+naming both (distribution and entry point) when it is used, so the other names
+stay usable; unknown names get the closest valid names.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ class Entry:
     target: str | type
     distribution: str
     dist_version: str
+    plugin: str = ""  # the pluggy plugin (entry-point name) that registered it
+
+    def origin(self) -> str:
+        """Return "distribution version (entry point NAME)" for messages."""
+        where = f"{self.distribution} {self.dist_version}".strip()
+        return f"{where} (entry point {self.plugin!r})" if self.plugin else where
 
 
 @functools.lru_cache(maxsize=256)
@@ -49,22 +56,38 @@ class Registry(Generic[T]):
         self.kind = kind
         self.base = base
         self._entries: dict[str, Entry] = {}
+        self._conflicts: dict[str, list[Entry]] = {}
         self._loaded: dict[str, type[T]] = {}
         self._frozen = False
 
-    def add(self, name: str, target: str | type, distribution: str, dist_version: str) -> None:
-        """Register ``name``; a second distribution claiming it is a conflict."""
+    def add(
+        self, name: str, target: str | type, distribution: str, dist_version: str, plugin: str = ""
+    ) -> None:
+        """Register ``name``; a second plugin claiming it makes the name a conflict.
+
+        The conflict is raised by :meth:`entry` (every use of the name), not
+        here, so an ambiguous name does not stop commands that never use it.
+        """
         if self._frozen:
             raise PluginError(f"{self.kind} registry is frozen; cannot add {name!r}", plugin=name)
+        entry = Entry(name, target, distribution, dist_version, plugin)
         if name in self._entries:
-            other = self._entries[name]
-            raise PluginConflictError(
-                f"{self.kind[:-1]} {name!r} is registered by both {other.distribution} "
-                f"{other.dist_version} and {distribution} {dist_version}; uninstall one or "
-                f"block it with -p no:<plugin>",
-                plugin=name,
-            )
-        self._entries[name] = Entry(name, target, distribution, dist_version)
+            self._conflicts.setdefault(name, [self._entries[name]]).append(entry)
+            return
+        self._entries[name] = entry
+
+    def conflict(self, name: str) -> PluginConflictError | None:
+        """Return the error for a name registered more than once, else None."""
+        claims = self._conflicts.get(name)
+        if not claims:
+            return None
+        blocks = " or ".join(f"-p no:{c.plugin}" for c in claims if c.plugin)
+        fix = f"uninstall one or block it with {blocks}" if blocks else "uninstall one"
+        return PluginConflictError(
+            f"{self.kind[:-1]} {name!r} is registered by both "
+            f"{' and '.join(c.origin() for c in claims)}; {fix}",
+            plugin=name,
+        )
 
     def freeze(self) -> None:
         """Forbid further registrations."""
@@ -75,7 +98,10 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def entry(self, name: str) -> Entry:
-        """Return the entry of ``name`` or raise with suggestions."""
+        """Return the entry of ``name``; raise with suggestions if unknown, or if two claim it."""
+        conflict = self.conflict(name)
+        if conflict is not None:
+            raise conflict
         if name not in self._entries:
             raise PluginError(
                 f"unknown {self.kind[:-1]} {name!r}.{did_you_mean(name, self._entries)}",
@@ -97,9 +123,9 @@ class Registry(Generic[T]):
             try:
                 module = sys.modules.get(module_name) or importlib.import_module(module_name)
                 target = getattr(module, attr)
-            except (ImportError, AttributeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any import-time error (SyntaxError too)
                 raise PluginError(
-                    f"{self.kind[:-1]} {name!r} ({entry.distribution}): cannot load {entry.target!r}: {exc}",
+                    f"{self.kind[:-1]} {name!r} ({entry.distribution}): cannot load {entry.target!r}: {type(exc).__name__}: {exc}",
                     plugin=name,
                 ) from exc
         if not (isinstance(target, type) and issubclass(target, self.base)):

@@ -18,6 +18,11 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a spec value, e.g. --set dataset.params.root=/data/chest_xray",
     )
+    add_block_argument(parser)
+
+
+def add_block_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``-p no:NAME`` (repeatable): leave out the plugin with that entry-point name."""
     parser.add_argument(
         "-p",
         dest="plugins",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.cli._spec_args import add_block_argument, blocked_plugins
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``describe`` arguments."""
@@ -20,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="describe every metric of the core harness distribution, grouped by kind "
         "(with --markdown: docs/metrics.md)",
     )
+    add_block_argument(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -33,7 +36,7 @@ def execute(args: argparse.Namespace) -> int:
             "harness describe: expected a plugin name or --catalogue (not both), "
             f"got name={args.name!r}, --catalogue={args.catalogue}."
         )
-    regs = get_registries()
+    regs = get_registries(blocked_plugins(args.plugins))
     if args.catalogue:
         text = metric_catalogue(regs, markdown=args.markdown)
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.cli._spec_args import add_block_argument, blocked_plugins
+
 KINDS = ("datasets", "models", "explainers", "metrics")
 
 
@@ -13,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tags", action="store_true", help="also show each plugin's declared tags (imports it)"
     )
+    add_block_argument(parser)
 
 
 def _tags(registry: object, name: str) -> str:
@@ -51,11 +54,15 @@ def execute(args: argparse.Namespace) -> int:
     """Print one line per plugin: kind, name, distribution, version."""
     from harness.plugin_manager import get_registries
 
-    regs = get_registries()
+    regs = get_registries(blocked_plugins(args.plugins))
     for kind in [args.kind] if args.kind else KINDS:
         registry = regs.kind(kind)
         print(f"{kind} ({len(registry.names())})")
         for name in registry.names():
+            conflict = registry.conflict(name)
+            if conflict is not None:
+                print(f"  {name:40s} CONFLICT: {conflict}")
+                continue
             entry = registry.entry(name)
             line = f"  {name:40s} {entry.distribution} {entry.dist_version}"
             print(f"{line}  {_tags(registry, name)}" if args.tags else line)

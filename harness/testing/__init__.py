@@ -62,7 +62,7 @@ import pathlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from harness.contracts import Component
@@ -285,16 +285,19 @@ def parametrize_with_checks(
     return pytest.mark.parametrize("plugin, check", params)
 
 
-def run_checks_for_name(kind: str | None, name: str) -> list[CheckResult]:
+def run_checks_for_name(
+    kind: str | None, name: str, blocked: Sequence[str] = ()
+) -> list[CheckResult]:
     """Check the plugin registered as ``name`` (the ``harness check NAME`` command).
 
     ``kind`` is ``"datasets"``, ``"models"``, ``"explainers"``, ``"metrics"``
-    (singular accepted) or None to search every kind. Every instance from
+    (singular accepted) or None to search every kind; ``blocked`` leaves out
+    plugins by entry-point name (``-p no:NAME``). Every instance from
     :func:`instances_of` is checked; failures are returned, not raised.
     """
     from harness.plugin_manager import get_registries
 
-    registries = get_registries()
+    registries = get_registries(tuple(blocked))
     kinds = list(_KINDS.values()) if kind is None else [_KINDS.get(kind, kind)]
     if any(k not in _KINDS.values() for k in kinds):
         raise PluginError(
