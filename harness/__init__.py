@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from harness.api import get_dataset, get_explainer, get_metric, get_model, list_plugins
+    from harness.api import (
+        clear_metric_cache,
+        get_dataset,
+        get_explainer,
+        get_metric,
+        get_model,
+        list_plugins,
+    )
     from harness.arrays import score
     from harness.contracts import (
         Attribution,
@@ -87,6 +94,7 @@ __all__ = [
     "Task",
     "TorchModel",
     "__version__",
+    "clear_metric_cache",
     "get_dataset",
     "get_explainer",
     "get_metric",
@@ -97,7 +105,14 @@ __all__ = [
 ]
 
 _SOURCES = {
-    "harness.api": ("get_dataset", "get_explainer", "get_metric", "get_model", "list_plugins"),
+    "harness.api": (
+        "clear_metric_cache",
+        "get_dataset",
+        "get_explainer",
+        "get_metric",
+        "get_model",
+        "list_plugins",
+    ),
     "harness.arrays": ("score",),
     "harness.errors": (
         "CapabilityError",

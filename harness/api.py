@@ -56,3 +56,16 @@ def get_metric(name: str, **params: Any) -> Metric:
 def list_plugins(kind: str) -> list[str]:
     """Return the registered names of ``kind`` (datasets, models, explainers, metrics)."""
     return get_registries().kind(kind).names()
+
+
+def clear_metric_cache() -> None:
+    """Forget the metric engine's stored forward passes and results (and free device memory).
+
+    Metrics reuse forward passes across calls on the same model and inputs;
+    the key covers the model's parameters, buffers, submodules, modes and
+    forward hooks. Call this after changing anything else a ``forward``
+    reads (e.g. a plain attribute such as a temperature).
+    """
+    from harness.metrics._engine import cache_clear
+
+    cache_clear()

@@ -155,7 +155,29 @@ def _per_row(name: str, value: ArrayLike, n: int, shape: tuple[int, ...]) -> Ten
             f"{name}: expected shape ({n}, {dims}) or ({n}, 1, {dims}) (one map per input), got "
             f"{tuple(t.shape)}" + ("; sum the channels first" if t.dim() == len(shape) + 2 else "")
         )
-    return finite_rows(name, t.float())
+    return _float32_rows(name, t)
+
+
+def _float32_rows(name: str, t: Tensor) -> Tensor:
+    """Return ``t`` as float32, refusing non-finite rows and rows float32 cannot hold.
+
+    The metrics compute in float32; a float64 map beyond its range would
+    become inf, and one below its smallest normal number would become zeros
+    (scored as "no attribution"), so both are named instead.
+    """
+    t = finite_rows(name, t)
+    if t.dtype == torch.float64 and len(t):
+        peak = t.abs().reshape(len(t), -1).amax(dim=1)
+        info = torch.finfo(torch.float32)
+        for bad, what in ((peak > info.max, "above"), ((peak > 0) & (peak < info.tiny), "below")):
+            if bool(bad.any()):
+                row = int(bad.nonzero()[0])
+                raise DataError(
+                    f"{name}: row {row} has values {what} float32's range (largest magnitude "
+                    f"{float(peak[row]):.3g}) - expected magnitudes between {info.tiny:.3g} and "
+                    f"{info.max:.3g}; rescale the maps"
+                )
+    return t.float()
 
 
 def _is_tokens(value: Tensor, tokens: Tensor | None) -> bool:
@@ -174,8 +196,12 @@ def _attribution(
     return Attribution(pixels=_per_row(name, t, n, tuple(images.shape[2:])))
 
 
-def _inputs(x_batch: ArrayLike) -> Tensor:
-    """Return images (N, C, H, W) as floats, or token ids (N, L) as int64 (integer input)."""
+def _inputs(x_batch: ArrayLike, dtype: torch.dtype) -> Tensor:
+    """Return images (N, C, H, W) in the model's ``dtype``, or token ids (N, L) as int64.
+
+    NumPy's float64 images meet a float32 model (and the reverse) as in Quantus:
+    the images take the model's floating dtype.
+    """
     x = _tensor("x_batch", x_batch)
     if x.dim() == 2 and not x.is_floating_point() and x.dtype is not torch.bool:
         return x.long()
@@ -186,7 +212,19 @@ def _inputs(x_batch: ArrayLike) -> Tensor:
             f"x_batch: expected images (N, C, H, W) or (N, H, W), or integer token ids (N, L), "
             f"got shape {tuple(x.shape)} of {x.dtype}"
         )
-    return finite_rows("x_batch", x if x.is_floating_point() else x.float())
+    cast = finite_rows("x_batch", x).to(dtype)
+    try:
+        return finite_rows("x_batch", cast)
+    except DataError as exc:
+        raise DataError(f"{exc} after conversion to the model's {dtype}") from None
+
+
+def _float_dtype(module: nn.Module) -> torch.dtype:
+    """Return the dtype of the module's first floating parameter or buffer (float32 if none)."""
+    for t in (*module.parameters(), *module.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
 
 
 def _targets(y_batch: ArrayLike, n: int, classes: int) -> Tensor:
@@ -363,7 +401,8 @@ def score(
         ``model(images, tokens)``) to (N, K) logits. It is put in eval mode and moved to
         ``device`` (in place, as Quantus does).
     x_batch : array or tensor
-        Images (N, C, H, W), or (N, H, W) for one channel; or integer token ids (N, L).
+        Images (N, C, H, W), or (N, H, W) for one channel, converted to the model's
+        floating dtype (NumPy's float64 meets a float32 model); or integer token ids (N, L).
     y_batch : array or tensor
         The explained class (or label) index of each input, (N,).
     a_batch : array or tensor
@@ -415,7 +454,7 @@ def score(
     if kind is None:
         raise DataError(f"task: expected 'multiclass' or 'multilabel', got {task!r}")
     on = resolve_device(device, where="harness.score", key="device")
-    inputs = _inputs(x_batch)
+    inputs = _inputs(x_batch, _float_dtype(model))
     token_ids = _token_ids(tokens, inputs)
     images, token_ids = (None, inputs) if inputs.dim() == 2 else (inputs, token_ids)
     n = len(inputs)

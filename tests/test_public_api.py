@@ -39,6 +39,7 @@ EXPECTED = [
     "Task",
     "TorchModel",
     "__version__",
+    "clear_metric_cache",
     "get_dataset",
     "get_explainer",
     "get_metric",

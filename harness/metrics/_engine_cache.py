@@ -130,13 +130,23 @@ def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
 
 
 def weights_fingerprint(module: nn.Module) -> tuple[Hashable, ...]:
-    """Return a fingerprint that changes whenever any parameter, buffer or module mode changes."""
+    """Return a fingerprint that changes whenever the model's computation can change.
+
+    It covers every parameter and buffer (values, not only identity), every
+    submodule (swapping ``nn.ReLU`` for ``nn.Tanh`` changes it), its train /
+    eval mode and its forward hooks. A plain attribute read in ``forward``
+    (e.g. a temperature) is not seen: after changing one, call
+    :func:`harness.clear_metric_cache` or wrap the module anew.
+    """
     modules = list(module.modules())  # one walk of the tree (this runs on every metric call)
     tensors: list[Tensor] = [  # every parameter and buffer, persistent or not
         t for m in modules for t in (*m._parameters.values(), *m._buffers.values()) if t is not None
     ]
     layout = tuple((t.data_ptr(), t._version, tuple(t.shape), str(t.dtype)) for t in tensors)
-    head = (tuple(m.training for m in modules), layout)
+    structure = tuple(
+        (id(m), m.training, tuple(m._forward_hooks), tuple(m._forward_pre_hooks)) for m in modules
+    )
+    head = (structure, layout)
     pinned = _PINNED[0].get(module) if _PINNED else None
     if pinned is not None and pinned[:2] == head:
         return pinned

@@ -192,6 +192,23 @@ def test_bad_arrays_and_missing_arguments_are_named(arrays) -> None:
         harness.score("robustness.max_sensitivity", module, x, y, a, explain_func=bad_fn)
 
 
+def test_images_take_the_model_dtype_and_maps_must_fit_float32(arrays) -> None:
+    module, x, y, a, s = arrays
+    pf = "faithfulness.pixel_flipping"
+    expected = harness.score(pf, module, x, y, a).values
+    for images in (x.astype(np.float64), torch.as_tensor(x).half()):  # NumPy's default dtype
+        got = harness.score(pf, module, images, y, a).values
+        torch.testing.assert_close(got, expected, atol=2e-3, rtol=0)  # half: rounded pixels
+    double = copy.deepcopy(module).double()
+    torch.testing.assert_close(harness.score(pf, double, x, y, a).values, expected)
+    wide = a.astype(np.float64)
+    for scale, side in ((1e-40, "below"), (1e45, "above")):
+        tuned = wide.copy()
+        tuned[3] *= scale
+        with pytest.raises(DataError, match=f"a_batch: row 3 has values {side} float32's range"):
+            harness.score("complexity.sparseness", module, x, y, tuned)
+
+
 def test_data_randomisation_uses_the_given_twin(arrays) -> None:
     module, x, y, a, _ = arrays
     twin = tiny_model(classes=3, seed=9).module

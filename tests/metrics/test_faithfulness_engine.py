@@ -227,6 +227,39 @@ def test_cache_follows_deep_copies_and_pixels(toy_factory) -> None:
     torch.testing.assert_close(_clean(toy.model, _Shim(brighter)), expected, atol=1e-6, rtol=0)
 
 
+def test_swapped_submodules_and_forward_hooks_change_the_fingerprint(toy_factory, wrap) -> None:
+    toy = toy_factory(seed=8)
+
+    class Head(nn.Module):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.act: nn.Module = nn.Identity()
+            self.temperature = 1.0
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.act(self.net(x)) / self.temperature
+
+    net = Head(toy.module).eval()
+    model = wrap(net, classes=3)
+
+    def fresh() -> Tensor:
+        with torch.no_grad():
+            return net(toy.batch.images)
+
+    first = _clean(model, toy)
+    torch.testing.assert_close(first, fresh(), atol=1e-6, rtol=0)
+    net.act = nn.Tanh().eval()  # a submodule without weights, swapped on the same wrapper
+    torch.testing.assert_close(_clean(model, toy), fresh(), atol=1e-6, rtol=0)
+    handle = net.net.register_forward_hook(lambda m, i, out: out * 3)
+    torch.testing.assert_close(_clean(model, toy), fresh(), atol=1e-6, rtol=0)
+    handle.remove()
+    torch.testing.assert_close(_clean(model, toy), fresh(), atol=1e-6, rtol=0)
+    net.temperature = 0.25  # a plain attribute: the documented case for clear_metric_cache
+    harness.clear_metric_cache()
+    torch.testing.assert_close(_clean(model, toy), fresh(), atol=1e-6, rtol=0)
+
+
 def test_forward_count_is_steps_times_rows_plus_clean(toy) -> None:
     metric = harness.get_metric("faithfulness.region_perturbation", patch_size=4, regions=5)
     with _engine.count_forwards() as stats:
