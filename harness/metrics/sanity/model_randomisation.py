@@ -193,8 +193,9 @@ class CascadingRandomisation(_ModelRandomisation):
     ``model.randomisable_layers()``; each is re-initialised with
     ``reset_parameters()`` under ``torch.manual_seed(seed + 1)``, as
     ``quantus.MPRT(seed=seed)`` does, so both produce the same random weights.
-    A constant map has no rank correlation; it counts as 0 (reported in
-    ``notes["undefined_spearman_fraction"]``).
+    A constant map against a varying one has no rank correlation and counts
+    as 0; two constant maps count as 1 (nothing changed); both are reported in
+    ``notes["undefined_spearman_fraction"]``.
 
     Parameters
     ----------
