@@ -11,7 +11,8 @@ import torch
 from harness.contracts.component import Component
 from harness.contracts.data import Batch, DatasetInfo, Sample
 from harness.contracts.tags import DatasetTags
-from harness.errors import ContractViolation
+from harness.contracts.validation import check_samples, load_error
+from harness.errors import HarnessError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -40,14 +41,35 @@ class Dataset(Component, abc.ABC):
 
     @final
     def load(self, ids: Sequence[str]) -> Batch:
-        """Load the samples ``ids`` as one batch."""
-        samples = [self._get(i) for i in ids]
-        for s, i in zip(samples, ids, strict=True):
-            if s.id != i:
-                raise ContractViolation(
-                    f"dataset {self.name!r} returned sample {s.id!r} for id {i!r}",
-                    plugin=self.name,
-                )
+        """Load the samples ``ids`` as one batch.
+
+        Parameters
+        ----------
+        ids : Sequence[str]
+            Sample ids of this dataset.
+
+        Returns
+        -------
+        Batch
+            The samples stacked in the order of ``ids``.
+
+        Raises
+        ------
+        DataError
+            When ``_get`` fails for an id (the original error is chained) or
+            a sample's field has another shape than the first sample's.
+        ContractViolation
+            When ``_get`` returns a sample with another id.
+        """
+        samples = []
+        for i in ids:
+            try:
+                samples.append(self._get(i))
+            except HarnessError:
+                raise
+            except Exception as exc:
+                raise load_error(self, i, exc) from exc
+        check_samples(samples, ids, dataset=self)
         return Batch.collate(samples)
 
     @final

@@ -73,6 +73,9 @@ class Model(Component, abc.ABC):
     #: The same architecture trained on permuted labels; set by the runner only
     #: for metrics that declare ``Need.LABEL_RANDOMISED_MODEL`` (data randomisation).
     label_randomised: Model | None = None
+    #: The number of columns ``logits`` must have (classes or labels of the
+    #: dataset); set by the runner right after ``build``. None: not checked.
+    expected_outputs: int | None = None
 
     def get_tags(self) -> ModelTags:
         """Return this instance's tags (class tags unless a parameter changes them)."""
@@ -109,7 +112,10 @@ class Model(Component, abc.ABC):
 
     @final
     def logits(self, batch: Batch) -> Tensor:
-        """Return checked raw scores (N, K); differentiable for differentiable models."""
+        """Return checked raw scores (N, K); differentiable for differentiable models.
+
+        K must equal ``expected_outputs`` when it is set.
+        """
         out = self._logits(batch.to(self.device))
         return check_logits(out, len(batch), model=self)
 
@@ -255,7 +261,7 @@ class TorchModel(Model, abc.ABC):
             ):
                 batch = batch.to(context.device)
                 opt.zero_grad(set_to_none=True)
-                loss = self.loss(self._logits(batch), batch.labels)
+                loss = self.loss(self.logits(batch), batch.labels)
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 total += float(loss.detach())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import torch
 from torch import Tensor
@@ -13,7 +13,11 @@ from harness.contracts.tags import Need
 from harness.errors import CapabilityError, ContractViolation, DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from harness.contracts.component import Component
+    from harness.contracts.data import Sample
+    from harness.contracts.dataset import Dataset
     from harness.contracts.explainer import Explainer
     from harness.contracts.metric import ExplanationMetric
     from harness.contracts.model import Model
@@ -68,6 +72,13 @@ def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Att
         raise ContractViolation(
             f"{_who('explainer', explainer)} returned an empty Attribution", plugin=explainer.name
         )
+    for what, value in (("pixel", out.pixels), ("token", out.tokens)):
+        if value is not None and not isinstance(value, Tensor):
+            raise ContractViolation(
+                f"{_who('explainer', explainer)} returned {what} attributions of type "
+                f"{type(value).__name__}; expected a torch.Tensor",
+                plugin=explainer.name,
+            )
     n = len(batch)
     pixels = out.pixels
     if pixels is not None:
@@ -108,14 +119,118 @@ def check_attribution(out: object, batch: Batch, *, explainer: Explainer) -> Att
 
 
 def check_logits(out: object, n: int, *, model: Model) -> Tensor:
-    """Validate a model's raw scores: a finite (N, K) float tensor."""
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != n:
+    """Validate a model's raw scores: a finite (N, K) float tensor.
+
+    Parameters
+    ----------
+    out : object
+        What the model returned.
+    n : int
+        The number of rows it was given.
+    model : Model
+        The model; when its ``expected_outputs`` is set (the runner sets it after
+        ``build``), K must equal it.
+
+    Returns
+    -------
+    Tensor
+        ``out`` unchanged.
+
+    Raises
+    ------
+    ContractViolation
+        When ``out`` is not an (N, K) tensor or holds NaN or inf.
+    """
+    k = model.expected_outputs
+    if (
+        not isinstance(out, Tensor)
+        or out.dim() != 2
+        or out.shape[0] != n
+        or (k is not None and out.shape[1] != k)
+    ):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        expected = (
+            f"({n}, K)"
+            if k is None
+            else f"({n}, {k}) - one column per class or label of the dataset"
+        )
         raise ContractViolation(
-            f"{_who('model', model)} returned logits {shape}; expected ({n}, K)", plugin=model.name
+            f"{_who('model', model)} returned logits {shape}; expected {expected}",
+            plugin=model.name,
         )
     _finite(out.detach(), "logits", "model", model)
     return out
+
+
+def check_samples(samples: Sequence[Sample], ids: Sequence[str], *, dataset: Dataset) -> None:
+    """Check that ``samples`` answer ``ids`` and can be stacked into one batch.
+
+    Every tensor field (image, tokens, mask, rationale, label) present in a
+    sample must be a tensor of the shape the first sample of the batch has
+    (one shape comparison per field and sample).
+
+    Parameters
+    ----------
+    samples : Sequence[Sample]
+        What the dataset's ``_get`` returned, in the order of ``ids``.
+    ids : Sequence[str]
+        The ids asked for.
+    dataset : Dataset
+        The dataset, named in the messages.
+
+    Raises
+    ------
+    ContractViolation
+        When a sample carries another id than the one asked for.
+    DataError
+        When a field is not a tensor or its shape differs from the first sample's.
+    """
+    for s, i in zip(samples, ids, strict=True):
+        if s.id != i:
+            raise ContractViolation(
+                f"dataset {dataset.name!r} returned sample {s.id!r} for id {i!r}",
+                plugin=dataset.name,
+            )
+    if not samples:
+        return
+    first = samples[0]
+    for name in _SAMPLE_TENSORS:
+        ref = getattr(first, name)
+        if ref is not None and not isinstance(ref, Tensor):
+            _bad_sample(dataset, first.id, name, f"type {type(ref).__name__}", "a torch.Tensor")
+        expected = None if ref is None else ref.shape
+        for s in samples[1:]:
+            value = getattr(s, name)
+            if value is None or expected is None:
+                continue
+            if not isinstance(value, Tensor):
+                _bad_sample(dataset, s.id, name, f"type {type(value).__name__}", "a torch.Tensor")
+            if value.shape != expected:
+                _bad_sample(
+                    dataset,
+                    s.id,
+                    name,
+                    f"shape {tuple(value.shape)}",
+                    f"shape {tuple(expected)} (that of sample {first.id!r}, first of the batch)",
+                )
+
+
+def load_error(dataset: Dataset, sample_id: str, exc: Exception) -> DataError:
+    """Return the DataError for ``exc`` raised by ``dataset._get(sample_id)`` (chain it with ``from``)."""
+    return DataError(
+        f"{_who('dataset', dataset)}: sample {sample_id!r} - expected it to load, "
+        f"got {type(exc).__name__}: {exc}"
+    )
+
+
+_SAMPLE_TENSORS = ("image", "tokens", "mask", "rationale", "label")
+
+
+def _bad_sample(dataset: Dataset, sample_id: str, field: str, got: str, expected: str) -> NoReturn:
+    """Raise the DataError of a sample whose ``field`` cannot be stacked with the others."""
+    raise DataError(
+        f"{_who('dataset', dataset)}: sample {sample_id!r}: {field} - expected {expected}, got {got}."
+    )
 
 
 def check_scores(out: Tensor, n: int, *, metric: ExplanationMetric) -> Tensor:

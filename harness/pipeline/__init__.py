@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
+from harness.errors import DataError
 from harness.metrics._engine import cache_clear
 from harness.pipeline.context import RunContext, cached, fail_cells, record, seed_everything
 from harness.pipeline.explaining import attribute, explain_set, score_explanation, select_targets
@@ -36,7 +37,8 @@ def run_group(ctx: RunContext, dkey: str, mkey: str, cells: Sequence[Cell]) -> N
     try:
         trained = train(ctx, dkey, mkey)
     except Exception as exc:  # a failing plugin fails its own cells, not the run
-        fail_cells(ctx, cells, exc, f"model {mkey} on {dkey}")
+        where = f"dataset {dkey}" if isinstance(exc, DataError) else f"model {mkey} on {dkey}"
+        fail_cells(ctx, cells, exc, where)
         return
     for cell in (c for c in cells if c.explainer == NO_EXPLAINER):
         try:

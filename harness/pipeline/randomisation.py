@@ -70,6 +70,7 @@ def attach_label_randomised(ctx: RunContext, trained: Trained) -> Model:
     key = stage_key("model_label_randomised", twin, [trained.model_key], ctx.spec.seed)
     seed_everything(key_seed(key))
     twin.build(info)
+    twin.expected_outputs = info.num_outputs
     ctx.progress.stage(f"training {trained.mkey} on permuted labels")
     permuted = PermutedLabels(base=trained.dataset, ids=trained.splits["train"], seed=key_seed(key))
 

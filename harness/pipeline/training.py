@@ -87,6 +87,7 @@ def train(ctx: RunContext, dkey: str, mkey: str) -> Trained:
     model_key = model_stage_key(model, splits_key, ctx.spec.seed, ctx.device)
     seed_everything(key_seed(model_key))  # initial weights must not depend on what ran before
     model.build(info)
+    model.expected_outputs = info.num_outputs  # logits are checked against it from the first step
     ctx.progress.stage(f"training {mkey} on {dkey}")
 
     def fit() -> Computed:
