@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS results (
     run_id INTEGER, dataset TEXT, model TEXT, explainer TEXT, metric TEXT,
     kind TEXT, status TEXT, value REAL, ci_low REAL, ci_high REAL, n INTEGER,
     higher_is_better INTEGER, reason TEXT, error TEXT, seconds REAL, device TEXT,
-    plugins TEXT, spec_hash TEXT, notes TEXT, stage_key TEXT,
+    plugins TEXT, spec_hash TEXT, notes TEXT, stage_key TEXT, traceback TEXT,
     PRIMARY KEY (run_id, dataset, model, explainer, metric)
 );
 CREATE TABLE IF NOT EXISTS sample_scores (
@@ -79,6 +79,10 @@ class ResultRow:
     spec_hash: str = ""
     notes: dict[str, float] = field(default_factory=dict)
     stage_key: str = ""
+    traceback: str = ""
+
+
+FINISHED = ("ok", "failed")  # the statuses of a run that reached its end
 
 
 class Store:
@@ -91,11 +95,16 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(SCHEMA)
-            runs = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
-            if "confidence" not in runs:  # a store written before runs recorded it
-                self.conn.execute("ALTER TABLE runs ADD COLUMN confidence REAL")
+            self._add_column("runs", "confidence REAL")  # stores written before runs recorded it
+            self._add_column("results", "traceback TEXT")  # ... or before cells kept tracebacks
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the results store: {exc}") from exc
+
+    def _add_column(self, table: str, column: str) -> None:
+        """Add ``column`` ("name TYPE") to ``table`` of a store created before it existed."""
+        names = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+        if column.split()[0] not in names:
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -183,13 +192,23 @@ class Store:
                 [(run_id, *cell, sid, int(t), img, ov) for sid, t, img, ov in items],
             )
 
-    def latest_run(self) -> dict[str, Any]:
-        """Return the most recent run as a dict."""
-        cur = self.conn.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
+    def latest_run(self, *, finished: bool = False) -> dict[str, Any]:
+        """Return the most recent run as a dict; only finished runs when ``finished``.
+
+        A run that was interrupted (or is still going) keeps the status 'running'.
+
+        Raises
+        ------
+        StoreError
+            When the store holds no such run.
+        """
+        where = f" WHERE status IN {FINISHED}" if finished else ""
+        cur = self.conn.execute(f"SELECT * FROM runs{where} ORDER BY run_id DESC LIMIT 1")
         row = cur.fetchone()
         if row is None:
+            which = "finished run" if finished else "run"
             raise StoreError(
-                f"{self.path}: the store holds no run yet; run `harness run SPEC` first"
+                f"{self.path}: the store holds no {which} yet; run `harness run SPEC` first"
             )
         return dict(zip([d[0] for d in cur.description], row, strict=True))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def execute(args: argparse.Namespace) -> int:
         print(f"  wrote {path}")
     if summary.failed:
         print(
-            f"{summary.failed} cell(s) failed; see the leaderboard for their errors",
+            f"{summary.failed} cell(s) failed; see the leaderboard for their errors and "
+            f"`harness report {shlex.quote(str(summary.output))} --tracebacks` for their tracebacks",
             file=sys.stderr,
         )
         return 1

@@ -6,6 +6,7 @@ import logging
 import math
 import random
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,8 +180,9 @@ def fail_cells(ctx: RunContext, cells: Sequence[Cell], exc: BaseException, stage
             skip_cell(ctx, cell, str(exc))
         return
     log.warning("%s failed: %s", stage, _error_text(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+    error, trace = f"{stage}: {_error_text(exc)}", "".join(traceback.format_exception(exc))
     for cell in cells:
-        record(ctx, make_row(ctx, cell, "failed", error=f"{stage}: {_error_text(exc)}"))
+        record(ctx, make_row(ctx, cell, "failed", error=error, traceback=trace))
 
 
 def skip_cell(ctx: RunContext, cell: Cell, reason: str) -> None:

@@ -146,11 +146,12 @@ def _gallery(items: list[dict[str, object]]) -> str:
 
 
 def render_html(
-    frame: pd.DataFrame, gallery: pd.DataFrame, title: str, *, level: str = "95%"
+    frame: pd.DataFrame, gallery: pd.DataFrame, title: str, *, level: str = "95%", status: str = ""
 ) -> str:
-    """Render the whole page; ``level`` names the bootstrap intervals' confidence."""
+    """Render the whole page; ``level`` names the intervals' confidence, ``status`` an unfinished run's."""
     parts = [
         f"<h1>Leaderboard: {html.escape(title)}</h1>",
+        *([f'<p class="bad">status: {html.escape(status)}</p>'] if status else []),
         f"<p>Values: mean over rows (a corpus score for generation metrics) [{level} bootstrap "
         "CI, resampling samples with all their rows]. Click a column to sort; hover a failed or skipped cell for its reason.</p>",
     ]
@@ -175,8 +176,14 @@ def render_html(
 
 
 def write_html(
-    frame: pd.DataFrame, gallery: pd.DataFrame, path: Path, title: str, *, level: str = "95%"
+    frame: pd.DataFrame,
+    gallery: pd.DataFrame,
+    path: Path,
+    title: str,
+    *,
+    level: str = "95%",
+    status: str = "",
 ) -> Path:
-    """Write ``leaderboard.html``."""
-    path.write_text(render_html(frame, gallery, title, level=level))
+    """Write ``leaderboard.html``; a non-empty ``status`` marks an unfinished run."""
+    path.write_text(render_html(frame, gallery, title, level=level, status=status))
     return path
