@@ -34,6 +34,10 @@ class Component:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     citation: ClassVar[str] = ""
+    #: Parameters that only say how the work is split (batch or chunk sizes) and
+    #: change no value; cache keys and the seeds derived from them see their
+    #: defaults, so setting one reuses cached results and draws the same numbers.
+    execution_params: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -93,8 +97,14 @@ class Component:
         return type(self)(**copy.deepcopy(self.get_params()))
 
     def params_hash(self) -> str:
-        """Hash of name, version and parameters; changes invalidate cached stages."""
-        return sha256_of({"name": self.name, "version": self.version, "params": self.get_params()})
+        """Hash of name, version and parameters; changes invalidate cached stages.
+
+        :attr:`execution_params` enter at their defaults: they change no value.
+        """
+        params = self.get_params()
+        defaults = self.param_defaults()
+        params.update({n: defaults[n] for n in self.execution_params if n in params})
+        return sha256_of({"name": self.name, "version": self.version, "params": params})
 
     def __repr__(self) -> str:
         defaults = self.param_defaults()

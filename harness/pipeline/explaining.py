@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from harness.pipeline.context import (
 from harness.pipeline.randomisation import attach_label_randomised
 from harness.pipeline.training import Trained
 from harness.planner import Cell
+from harness.spec.schema import ExplainSpec
 from harness.stages import stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic
 
@@ -91,7 +93,7 @@ def explain_set(ctx: RunContext, trained: Trained) -> ExplainSet:
     perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(ctx.spec.seed))
     chosen = [ids[i] for i in perm[: spec.n].tolist()]
     batch = trained.dataset.load(chosen)
-    key = stage_key("explain_set", None, [trained.model_key], ctx.spec.seed, asdict(spec))
+    key = stage_key("explain_set", None, [trained.model_key], ctx.spec.seed, _chosen_by(spec))
 
     def compute() -> Computed:
         needs_probs = spec.targets in ("predicted", "top_k")
@@ -102,6 +104,21 @@ def explain_set(ctx: RunContext, trained: Trained) -> ExplainSet:
     _, data, _ = cached(ctx, key, "explain set", compute)
     rows = torch.as_tensor(data["rows"], dtype=torch.long)
     return ExplainSet(key, batch.index(rows), torch.as_tensor(data["targets"], dtype=torch.long))
+
+
+def _chosen_by(spec: ExplainSpec) -> dict[str, Any]:
+    """Return the explain settings that decide the rows and targets (the explain set key).
+
+    ``batch_size`` (rows per explainer call) and ``k`` (read only with
+    ``targets: top_k``) change no value, so they stay at their defaults in the
+    key: every seed below it (stochastic explainers, metric draws, bootstrap)
+    is the same whatever they are set to, and existing caches stay valid.
+    """
+    chosen = asdict(spec)
+    chosen["batch_size"] = ExplainSpec.batch_size
+    if spec.targets != "top_k":
+        chosen["k"] = ExplainSpec.k
+    return chosen
 
 
 def _concat(parts: list[Attribution]) -> Attribution:

@@ -76,6 +76,43 @@ def test_smoothgrad_is_seeded_and_batched(multimodal, mm_batch: Batch) -> None:
     assert not torch.allclose(runs[0], noiseless, rtol=1e-2)
 
 
+def test_smoothgrad_rows_do_not_depend_on_their_batch(multimodal, mm_batch: Batch) -> None:
+    torch.manual_seed(3)
+    whole = SmoothGrad(nt_samples=6, nt_samples_batch_size=4).explain(
+        multimodal, mm_batch, TARGETS
+    )
+    torch.manual_seed(3)  # other passes (execution only), rows reversed and split in two
+    per_pass = SmoothGrad(nt_samples=6, nt_samples_batch_size=1)
+    order = torch.tensor([3, 2, 1, 0])
+    parts = [
+        per_pass.explain(multimodal, mm_batch.index(rows), TARGETS[rows]).pixels
+        for rows in (order[:1], order[1:])
+    ]
+    torch.testing.assert_close(torch.cat(parts)[order.argsort()], whole.pixels)
+    assert "nt_samples_batch_size" in SmoothGrad.execution_params
+
+
+def test_smoothgrad_is_the_mean_gradient_over_its_documented_noise(
+    multimodal, mm_batch: Batch
+) -> None:
+    from harness.draws import normal_rows, row_seeds
+
+    torch.manual_seed(5)
+    got = SmoothGrad(nt_samples=3, stdevs=0.3, absolute=False).explain(
+        multimodal, mm_batch, TARGETS
+    )
+    images = mm_batch.images
+    low = images.amin(dim=(1, 2, 3), keepdim=True)
+    span = images.amax(dim=(1, 2, 3), keepdim=True) - low
+    total = torch.zeros_like(images)
+    for copy in range(3):
+        keys = [f"{i}\0{copy}" for i in mm_batch.ids]
+        noise = normal_rows(row_seeds("captum.smoothgrad", 5, keys), tuple(images.shape[1:]))
+        noisy = mm_batch.with_images(images + 0.3 * span * noise)
+        total += _grad(multimodal, noisy, TARGETS)
+    torch.testing.assert_close(got.pixels, (total / 3)[:, 0], rtol=1e-4, atol=1e-6)
+
+
 def test_negative_noise_is_refused(multimodal, mm_batch: Batch) -> None:
     with pytest.raises(PluginError, match=r"stdevs - expected a number >= 0.0, got -0.1"):
         SmoothGrad(stdevs=-0.1).explain(multimodal, mm_batch, TARGETS)

@@ -100,7 +100,7 @@ def test_correlation_with_a_seed_is_reproducible_and_runs_move_it(toy) -> None:
 
 @pytest.mark.parametrize(("features", "size"), [(10, 3), (6, 6), (50, 1)])
 def test_subsets_are_distinct_uniform_and_reproducible(features: int, size: int) -> None:
-    from harness.metrics._draws import row_seeds
+    from harness.draws import row_seeds
     from harness.metrics.faithfulness.faithfulness_correlation import sample_subsets
 
     draw = lambda seed: sample_subsets(  # noqa: E731

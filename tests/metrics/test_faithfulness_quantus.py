@@ -18,8 +18,8 @@ import scipy.stats
 import torch
 
 import harness
+from harness.draws import row_seeds
 from harness.metrics import _engine
-from harness.metrics._draws import row_seeds
 from harness.metrics.faithfulness._imputation import hashed_normal
 from harness.metrics.faithfulness.faithfulness_correlation import (
     correlation_from_subsets,

@@ -82,7 +82,7 @@ def test_same_draws_match_quantus_exactly(case) -> None:
 @pytest.mark.parametrize(("name", "cls"), [("max", "MaxSensitivity"), ("avg", "AvgSensitivity")])
 def test_registered_metric_matches_quantus_fed_its_noise(case, monkeypatch, name, cls) -> None:
     """The metric itself (noise keyed by sample id) against Quantus given that noise."""
-    from harness.metrics._draws import base_seed, row_seeds, uniform_rows
+    from harness.draws import base_seed, row_seeds, uniform_rows
 
     model, batch, targets, attribution = case
     n, s = len(batch), 5

@@ -51,7 +51,10 @@ def test_bad_targets_are_reported_with_the_distribution() -> None:
 
 @pytest.mark.parametrize(
     ("source", "error"),
-    [("def broken(:\n", "SyntaxError"), ("raise RuntimeError('no licence file')\n", "RuntimeError")],
+    [
+        ("def broken(:\n", "SyntaxError"),
+        ("raise RuntimeError('no licence file')\n", "RuntimeError"),
+    ],
 )
 def test_a_module_failing_at_import_is_a_plugin_error(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, source: str, error: str
@@ -60,7 +63,9 @@ def test_a_module_failing_at_import_is_a_plugin_error(
     monkeypatch.syspath_prepend(str(tmp_path))
     reg: Registry[Explainer] = Registry("explainers", Explainer)
     reg.add("bad", f"fails_{error.lower()}:X", "dist-x", "1")
-    with pytest.raises(PluginError, match=f"dist-x.*cannot load 'fails_{error.lower()}:X': {error}"):
+    with pytest.raises(
+        PluginError, match=f"dist-x.*cannot load 'fails_{error.lower()}:X': {error}"
+    ):
         reg.get("bad")
 
 

@@ -27,9 +27,9 @@ import torch
 from torch import Tensor
 
 from harness.contracts import Attribution, Batch, Model
+from harness.draws import row_seeds, uniform_rows
 from harness.errors import PluginError
 from harness.metrics import _engine
-from harness.metrics._draws import row_seeds, uniform_rows
 from harness.metrics._params import choice as choice
 from harness.metrics._params import positive as positive
 from harness.metrics._params import refuse

@@ -10,10 +10,10 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
+from harness.draws import base_seed, row_seeds, uniform_rows
 from harness.errors import PluginError
 from harness.metrics import _engine
 from harness.metrics._correlation import pearson_rows, rank_agreement
-from harness.metrics._draws import base_seed, row_seeds, uniform_rows
 from harness.metrics._params import integer
 from harness.metrics.faithfulness import _common as C
 
@@ -28,7 +28,7 @@ def sample_subsets(seeds: Sequence[int], runs: int, features: int, size: int) ->
     """Return (N, runs, size) indices: ``size`` distinct features per (row, run), on the CPU.
 
     Row ``i``'s (size, runs) uniforms come from its own generator seeded
-    ``seeds[i]`` (:func:`harness.metrics._draws.uniform_rows`), so a row's
+    ``seeds[i]`` (:func:`harness.draws.uniform_rows`), so a row's
     subsets do not depend on the other rows. A partial Fisher-Yates shuffle
     of all rows at once: ``size`` vectorised swap steps over a (features,
     rows) permutation table, with one uniform draw per step and row. Measured

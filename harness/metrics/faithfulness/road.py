@@ -11,8 +11,8 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
+from harness.draws import base_seed, row_seeds
 from harness.metrics import _engine
-from harness.metrics._draws import base_seed, row_seeds
 from harness.metrics._params import integer, number_in, percentages
 from harness.metrics.faithfulness import _common as C
 from harness.metrics.faithfulness._imputation import noisy_linear_imputation

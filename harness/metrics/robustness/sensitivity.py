@@ -23,10 +23,10 @@ from torch import Tensor
 from harness.chunking import explain_chunks
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
+from harness.draws import base_seed, row_seeds, uniform_rows
 from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics._correlation import rank_agreement
-from harness.metrics._draws import base_seed, row_seeds, uniform_rows
 from harness.metrics._params import positive, positive_number
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ class _Sensitivity(ExplanationMetric):
         modalities=frozenset({Modality.IMAGE}),
         deterministic=False,
     )
+    execution_params: ClassVar[frozenset[str]] = frozenset({"chunk"})
     higher_is_better: ClassVar[bool] = False
     bounds: ClassVar[tuple[float, float] | None] = None  # [0, inf)
     citation: ClassVar[str] = _YEH

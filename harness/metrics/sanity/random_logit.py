@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
+from harness import draws as _draws
 from harness.contracts.metric import Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need, Task
 from harness.errors import CapabilityError
-from harness.metrics import _draws, _engine
+from harness.metrics import _engine
 from harness.metrics._params import integer
 from harness.metrics.sanity._common import (
     MapComparison,
@@ -39,7 +40,7 @@ def other_classes(
     """Draw, per row, a class uniformly among the ``num_classes - 1`` other than its target.
 
     Row ``i`` draws ``j = row_seeds(salt, seed, ids)[i] % (K - 1)`` (see
-    :func:`harness.metrics._draws.row_seeds`), so its class depends on its
+    :func:`harness.draws.row_seeds`), so its class depends on its
     sample id only, never on its batch neighbours or position; ``j`` maps to
     ``j + (j >= target)``, the j-th class of the ascending list without the
     target. The modulo of a 63-bit hash biases ``j`` by less than ``K / 2**63``.

@@ -52,6 +52,7 @@ class IntegratedGradients(Explainer):
         needs=frozenset({Need.GRADIENTS}),
         deterministic=True,
     )
+    execution_params: ClassVar[frozenset[str]] = frozenset({"internal_batch_size"})
 
     def __init__(
         self, *, n_steps: int = 32, internal_batch_size: int = 64, baseline: str = "zero"

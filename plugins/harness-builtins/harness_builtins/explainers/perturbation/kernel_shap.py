@@ -57,6 +57,7 @@ class KernelShap(Explainer):
         needs=frozenset(),
         deterministic=False,
     )
+    execution_params: ClassVar[frozenset[str]] = frozenset({"perturbations_per_eval"})
 
     def __init__(
         self,

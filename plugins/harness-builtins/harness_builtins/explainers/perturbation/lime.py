@@ -80,6 +80,7 @@ class Lime(Explainer):
         needs=frozenset(),
         deterministic=False,
     )
+    execution_params: ClassVar[frozenset[str]] = frozenset({"perturbations_per_eval"})
 
     def __init__(
         self,

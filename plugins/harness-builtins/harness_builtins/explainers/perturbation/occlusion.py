@@ -57,6 +57,7 @@ class Occlusion(Explainer):
         needs=frozenset(),
         deterministic=True,
     )
+    execution_params: ClassVar[frozenset[str]] = frozenset({"perturbations_per_eval"})
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """Per-sample random draws: a row's numbers depend on (seed, sample id, draw index) only.
 
-A metric that draws random perturbations for a whole batch from one stream
+Public for plugins (metrics and stochastic explainers alike). A metric that draws random perturbations for a whole batch from one stream
 gives a row different numbers when other rows join or leave the batch, so a
 sample's score would depend on its neighbours. Here every row gets its own
 generator, seeded from a stable hash of ``(salt, seed, batch.ids[i])``; the
@@ -83,4 +83,26 @@ def uniform_rows(
             out[i].copy_(row)
         else:
             torch.rand(shape, generator=gen.manual_seed(seed), dtype=out.dtype, out=out[i])
+    return out
+
+
+def normal_rows(
+    seeds: Sequence[int],
+    shape: tuple[int, ...],
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Return (len(seeds), *shape) standard normal draws; row ``i`` from a generator seeded ``seeds[i]``.
+
+    As :func:`uniform_rows` (same devices and guarantees), for Gaussian noise.
+    """
+    out = torch.empty((len(seeds), *shape), device=device, dtype=dtype)
+    gen = _generator(out.device)
+    for i, seed in enumerate(seeds):
+        if gen is None:
+            row = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+            out[i].copy_(row)
+        else:
+            torch.randn(shape, generator=gen.manual_seed(seed), dtype=dtype, out=out[i])
     return out
