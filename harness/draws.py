@@ -12,7 +12,7 @@ engine chunk size. The Python loop over rows only generates random numbers
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -55,6 +55,21 @@ def _generator(device: torch.device) -> torch.Generator | None:
         return None
 
 
+Draw = Callable[..., Tensor]  # torch.rand or torch.randn
+
+
+def _fill_rows(draw: Draw, seeds: Sequence[int], shape: tuple[int, ...], out: Tensor) -> Tensor:
+    """Fill ``out[i]`` with ``draw(shape)`` from a generator seeded ``seeds[i]``, on out's device."""
+    gen = _generator(out.device)
+    for i, seed in enumerate(seeds):
+        if gen is None:
+            row = draw(shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+            out[i].copy_(row)
+        else:
+            draw(shape, generator=gen.manual_seed(seed), dtype=out.dtype, out=out[i])
+    return out
+
+
 def uniform_rows(
     seeds: Sequence[int],
     shape: tuple[int, ...],
@@ -76,14 +91,7 @@ def uniform_rows(
     """
     if out is None:
         out = torch.empty((len(seeds), *shape), device=device, dtype=dtype)
-    gen = _generator(out.device)
-    for i, seed in enumerate(seeds):
-        if gen is None:
-            row = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
-            out[i].copy_(row)
-        else:
-            torch.rand(shape, generator=gen.manual_seed(seed), dtype=out.dtype, out=out[i])
-    return out
+    return _fill_rows(torch.rand, seeds, shape, out)
 
 
 def normal_rows(
@@ -98,11 +106,4 @@ def normal_rows(
     As :func:`uniform_rows` (same devices and guarantees), for Gaussian noise.
     """
     out = torch.empty((len(seeds), *shape), device=device, dtype=dtype)
-    gen = _generator(out.device)
-    for i, seed in enumerate(seeds):
-        if gen is None:
-            row = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-            out[i].copy_(row)
-        else:
-            torch.randn(shape, generator=gen.manual_seed(seed), dtype=dtype, out=out[i])
-    return out
+    return _fill_rows(torch.randn, seeds, shape, out)

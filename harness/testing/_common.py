@@ -228,7 +228,11 @@ def check_clone(plugin: Component) -> None:
 
 
 def check_params_hash(plugin: Component) -> None:
-    """Parameters are JSON-like; the hash is stable and changes with every parameter."""
+    """Parameters are JSON-like; the hash is stable and changes with every parameter.
+
+    Except the declared ``execution_params`` (batch or chunk sizes), which must
+    leave it unchanged; that they change no value is for the plugin's tests.
+    """
     params = plugin.get_params()
     bad = sorted(k for k, v in params.items() if not _json_like(v))
     if bad:
@@ -248,15 +252,26 @@ def check_params_hash(plugin: Component) -> None:
             "a stable hash",
             "different hashes",
         )
+    unknown = sorted(set(plugin.execution_params) - set(params))
+    if unknown:
+        fail(
+            plugin,
+            "check_params_hash",
+            "execution_params",
+            "names of constructor parameters",
+            f"unknown name(s) {unknown}",
+        )
     for key, value in params.items():
         changed = plugin.clone().set_params(**{key: _changed(value)})
-        if changed.params_hash() == first:
+        execution = key in plugin.execution_params
+        if (changed.params_hash() == first) != execution:
             fail(
                 plugin,
                 "check_params_hash",
-                f"params_hash after changing {key!r}",
-                "a different hash",
-                "the same hash",
+                f"params_hash after changing {key!r}"
+                + (" (an execution parameter)" if execution else ""),
+                "the same hash" if execution else "a different hash",
+                "a different hash" if execution else "the same hash",
             )
 
 
