@@ -21,8 +21,8 @@ from harness import __version__
 from harness.contracts import DatasetInfo, MetricKind
 from harness.device import resolve_device
 from harness.errors import StoreError
-from harness.executors import get_executor
-from harness.pipeline import RunContext, record, run_group
+from harness.executors import RemoteRun, get_executor
+from harness.pipeline import RunContext, record
 from harness.planner import NO_EXPLAINER, Cell, Plan, Plugins, plan
 from harness.plugin_manager import Registries, get_registries
 from harness.progress import NullProgress, ProgressSink, RichProgress
@@ -184,10 +184,22 @@ def _record_plan_outcomes(
         fail_cells(ctx, _broken_dataset_cells(spec, ctx.plugins, dkey), exc, f"dataset {dkey}")
 
 
-def _execute(ctx: RunContext, planned: Plan, broken: dict[str, Exception], executor: str) -> None:
+def _execute(
+    ctx: RunContext, planned: Plan, broken: dict[str, Exception], options: RunOptions
+) -> None:
     _record_plan_outcomes(ctx, planned, broken, ctx.spec)
     groups = [(d, m, cells) for (d, m), cells in planned.groups().items()]
-    get_executor(executor).run(groups, lambda d, m, cells: run_group(ctx, d, m, cells))
+    remote = RemoteRun(
+        spec_path=Path(options.spec_path).resolve(),
+        overrides=tuple(options.overrides),
+        blocked=tuple(options.blocked),
+        cache_dir=ctx.cache.root.resolve(),
+        device=str(ctx.device),
+        run_id=ctx.run_id,
+        force=ctx.force,
+        threads=torch.get_num_threads(),
+    )
+    get_executor(options.executor).run(groups, ctx, remote)
 
 
 def run_benchmark(options: RunOptions, registries: Registries | None = None) -> RunSummary:
@@ -238,7 +250,7 @@ def run_benchmark(options: RunOptions, registries: Registries | None = None) -> 
             on_cell=on_cell,
             force=options.force,
         )
-        _execute(ctx, planned, broken, options.executor)
+        _execute(ctx, planned, broken, options)
     store_comparisons(store, run_id)
     store.finish_run(run_id, "failed" if counts["failed"] else "ok")
     files = write_reports(store, out)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.errors import StoreError
 
@@ -83,6 +83,24 @@ class ResultRow:
 
 
 FINISHED = ("ok", "failed")  # the statuses of a run that reached its end
+
+
+class ResultSink(Protocol):
+    """Where a group's results go: the store, or a recorder in a remote worker."""
+
+    def write_cell(
+        self,
+        run_id: int,
+        row: ResultRow,
+        samples: Iterable[tuple[str, int, float]] = (),
+        curves: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write one cell's result, per-row scores and curves."""
+
+    def write_gallery(
+        self, run_id: int, cell: tuple[str, str, str], items: Sequence[tuple[str, int, str, str]]
+    ) -> None:
+        """Write (sample id, target, input PNG, overlay PNG) thumbnails of one explainer."""
 
 
 class Store:

@@ -29,7 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default=None, help="override the spec's device: auto, cpu, cuda, cuda:N"
     )
-    parser.add_argument("--executor", default="local", help="where groups run (default: local)")
+    parser.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="where groups run: local (this process, default) or ray (Ray tasks on this machine, "
+        "or the cluster at RAY_ADDRESS; needs `pip install ray`)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_spec_arguments(parser)
 

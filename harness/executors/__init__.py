@@ -2,33 +2,42 @@
 
 The planner and the store are the same for every executor; an executor only
 decides where and in which order groups run. ``local`` runs them in this
-process; a distributed executor (Ray) implements the same protocol.
+process; ``ray`` runs them as Ray tasks (:mod:`harness.executors.ray`), which
+rebuild the plugins from a :class:`RemoteRun` and send their results back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from harness.errors import SpecError, did_you_mean
 from harness.executors.local import LocalExecutor
+from harness.executors.remote import RemoteRun
 from harness.planner import Cell
+
+if TYPE_CHECKING:
+    from harness.pipeline import RunContext
 
 GroupTask = tuple[str, str, Sequence[Cell]]
 
 
 class Executor(Protocol):
-    """Runs ``work(dataset, model, cells)`` for every group."""
+    """Runs every group of a run and records its cells in ``ctx``'s store."""
 
     name: str
 
-    def run(
-        self, groups: Sequence[GroupTask], work: Callable[[str, str, Sequence[Cell]], None]
-    ) -> None:
-        """Run every group; ``work`` records its own results and never raises."""
+    def run(self, groups: Sequence[GroupTask], ctx: RunContext, remote: RemoteRun) -> None:
+        """Run every group (in ``ctx``, or elsewhere from ``remote``); never raises for a cell."""
 
 
-EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
+def _ray() -> Executor:
+    from harness.executors.ray import RayExecutor
+
+    return RayExecutor()
+
+
+EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor, "ray": _ray}
 
 
 def get_executor(name: str) -> Executor:
@@ -38,4 +47,4 @@ def get_executor(name: str) -> Executor:
     return EXECUTORS[name]()
 
 
-__all__ = ["EXECUTORS", "Executor", "GroupTask", "LocalExecutor", "get_executor"]
+__all__ = ["EXECUTORS", "Executor", "GroupTask", "LocalExecutor", "RemoteRun", "get_executor"]

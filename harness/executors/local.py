@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from harness.planner import Cell
+
+if TYPE_CHECKING:
+    from harness.executors.remote import RemoteRun
+    from harness.pipeline import RunContext
 
 
 class LocalExecutor:
@@ -15,8 +20,11 @@ class LocalExecutor:
     def run(
         self,
         groups: Sequence[tuple[str, str, Sequence[Cell]]],
-        work: Callable[[str, str, Sequence[Cell]], None],
+        ctx: RunContext,
+        remote: RemoteRun,
     ) -> None:
-        """Run every group in order."""
+        """Run every group in order, in ``ctx`` (``remote`` is not needed here)."""
+        from harness.pipeline import run_group
+
         for dataset, model, cells in groups:
-            work(dataset, model, cells)
+            run_group(ctx, dataset, model, cells)

@@ -20,7 +20,7 @@ from harness.planner import NO_EXPLAINER, Cell, Plugins
 from harness.progress import ProgressSink
 from harness.spec import Spec
 from harness.stages import ArtefactCache
-from harness.store import ResultRow, Store
+from harness.store import ResultRow, ResultSink
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class RunContext:
     spec: Spec
     plugins: Plugins
     cache: ArtefactCache
-    store: Store
+    store: ResultSink
     run_id: int
     device: torch.device
     progress: ProgressSink

@@ -78,9 +78,7 @@ def test_smoothgrad_is_seeded_and_batched(multimodal, mm_batch: Batch) -> None:
 
 def test_smoothgrad_rows_do_not_depend_on_their_batch(multimodal, mm_batch: Batch) -> None:
     torch.manual_seed(3)
-    whole = SmoothGrad(nt_samples=6, nt_samples_batch_size=4).explain(
-        multimodal, mm_batch, TARGETS
-    )
+    whole = SmoothGrad(nt_samples=6, nt_samples_batch_size=4).explain(multimodal, mm_batch, TARGETS)
     torch.manual_seed(3)  # other passes (execution only), rows reversed and split in two
     per_pass = SmoothGrad(nt_samples=6, nt_samples_batch_size=1)
     order = torch.tensor([3, 2, 1, 0])
