@@ -15,6 +15,7 @@ from harness.errors import PluginError
 from harness.metrics import _engine
 from harness.metrics._correlation import pearson_rows, rank_agreement
 from harness.metrics._params import integer
+from harness.metrics._scale import tame_rows
 from harness.metrics.faithfulness import _common as C
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def correlation_from_subsets(
 
     perturbed = _engine.evaluate(model, batch, targets, runs, make, output=output)
     deltas = C.clean_column(model, batch, targets, output, perturbed) - perturbed
-    flat_pixels = pixels.reshape(n, -1)
+    flat_pixels = tame_rows(pixels.reshape(n, -1))  # sums of maps near float32's max overflow
     sums = flat_pixels.gather(1, subsets.reshape(n, -1)).view(n, runs, -1).sum(dim=2)
     return pearson_rows(sums.double(), deltas.double())[0], sums, deltas
 

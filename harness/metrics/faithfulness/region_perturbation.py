@@ -12,6 +12,7 @@ from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags,
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.errors import PluginError
 from harness.metrics import _engine
+from harness.metrics._scale import tame_rows
 from harness.metrics.faithfulness import _common as C
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class RegionPerturbation(ExplanationMetric):
                 plugin=self.name,
             )
         ids, n_patches = patch_ids(h, w, patch, images.device)
-        patch_rank = C.ranks(patch_sums(pixels, patch), descending=order == "morf")
+        patch_rank = C.ranks(patch_sums(tame_rows(pixels), patch), descending=order == "morf")
         pixel_rank = patch_rank[:, ids]
         steps = min(regions, n_patches) + 1  # step 0: the unperturbed image
         counts = torch.arange(steps, device=images.device)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from harness.metrics._params import choice, number_in, refuse
+from harness.metrics._scale import tame_rows
 from harness.metrics.localisation._common import MaskMetric, minmax
 
 _CHEXLOCALIZE = (
@@ -69,7 +70,7 @@ def binarise(pixels: Tensor, threshold: str | float) -> Tensor:
     normalised value ``>= t`` (a fraction of the row's maximum after the shift
     to 0). A constant map selects every pixel.
     """
-    norm = minmax(pixels.flatten(1))
+    norm = minmax(tame_rows(pixels.flatten(1)))  # a span near float32's max overflows
     if threshold == "otsu":
         # 1e-4 of a level absorbs float rounding (4/6 * 255 can come out as 169.99998),
         # so a rescaled map lands on the same levels; uint8 truncation otherwise.
