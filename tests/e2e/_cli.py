@@ -47,3 +47,22 @@ metrics: [classification.accuracy, classification.f1_weighted, localisation.poin
 explain: {n: 12}
 bootstrap: {n: 200}
 """
+
+
+def install_plugin(root: Path, name: str, version: str, plugin_source: str) -> dict[str, str]:
+    """Install a hand-made third-party distribution under ``root``; return the env that finds it.
+
+    ``name`` is the distribution (``harness-<name>``), its package (``harness_<name>``,
+    holding ``plugin.py`` with ``plugin_source``) and its ``harness`` entry point.
+    """
+    pkg = root / f"harness_{name}"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "plugin.py").write_text(plugin_source)
+    info = root / f"harness_{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: harness-{name}\nVersion: {version}\n"
+    )
+    (info / "entry_points.txt").write_text(f"[harness]\n{name} = harness_{name}.plugin\n")
+    return {"PYTHONPATH": str(root)}

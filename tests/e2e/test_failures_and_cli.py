@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _cli import COMMANDS, run_cli
+from _cli import COMMANDS, install_plugin, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -55,21 +55,8 @@ def harness_explainers():
 """
 
 
-def install_broken_plugin(root: Path) -> dict[str, str]:
-    """A third-party distribution made by hand: a package plus its dist-info with an entry point."""
-    pkg = root / "harness_broken"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "plugin.py").write_text(BROKEN_PLUGIN)
-    info = root / "harness_broken-0.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-broken\nVersion: 0.3\n")
-    (info / "entry_points.txt").write_text("[harness]\nbroken = harness_broken.plugin\n")
-    return {"PYTHONPATH": str(root)}
-
-
 def test_failing_plugins_fail_only_their_cells(tmp_path: Path) -> None:
-    env = install_broken_plugin(tmp_path / "site")
+    env = install_plugin(tmp_path / "site", "broken", "0.3", BROKEN_PLUGIN)
     listing = run_cli("ls", "explainers", env=env)
     assert "broken.nan" in listing.stdout and "harness-broken 0.3" in listing.stdout
     spec = tmp_path / "spec.yaml"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _cli import SMALL_SPEC, run_cli
+from _cli import SMALL_SPEC, install_plugin, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -58,14 +58,7 @@ def harness_models():
 
 def test_a_task_whose_process_dies_fails_only_its_own_cells(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    site = tmp_path / "site"
-    (site / "harness_crashing").mkdir(parents=True)
-    (site / "harness_crashing" / "__init__.py").write_text("")
-    (site / "harness_crashing" / "plugin.py").write_text(CRASHING_PLUGIN)
-    info = site / "harness_crashing-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-crashing\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[harness]\ncrashing = harness_crashing.plugin\n")
+    env = install_plugin(tmp_path / "site", "crashing", "0.1", CRASHING_PLUGIN)
     spec = tmp_path / "crash.yaml"
     spec.write_text(
         SMALL_SPEC.replace(
@@ -75,7 +68,7 @@ def test_a_task_whose_process_dies_fails_only_its_own_cells(tmp_path: Path) -> N
     )
     out = run_cli(
         "run", str(spec), "-o", str(tmp_path / "out"), "--no-progress", "--executor", "ray",
-        env={"PYTHONPATH": str(site)},
+        env=env,
     )  # fmt: skip
     assert out.returncode == 1, out.stderr[-3000:]
     rows = json.loads((tmp_path / "out" / "results.json").read_text())

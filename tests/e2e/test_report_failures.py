@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _cli import run_cli
+from _cli import install_plugin, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -37,20 +37,8 @@ def harness_explainers():
 """
 
 
-def _install(root: Path) -> dict[str, str]:
-    pkg = root / "harness_raising"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "plugin.py").write_text(RAISING_PLUGIN)
-    info = root / "harness_raising-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-raising\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[harness]\nraising = harness_raising.plugin\n")
-    return {"PYTHONPATH": str(root)}
-
-
 def test_report_tracebacks_shows_the_raising_function(tmp_path: Path) -> None:
-    env = _install(tmp_path / "site")
+    env = install_plugin(tmp_path / "site", "raising", "0.1", RAISING_PLUGIN)
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         textwrap.dedent("""
