@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "harness"
 CORE_PLUGIN = "harness.metrics"
+_HOOKS = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("harness_")))
 
 
 @dataclass
@@ -64,15 +65,15 @@ def _dist_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str, str]:
 _DISTRIBUTIONS: dict[int, list[tuple[object, metadata.Distribution]]] = {}
 
 
-def _skip_broken(ep: metadata.EntryPoint, dist: metadata.Distribution, exc: Exception) -> None:
+def _skip_broken(name: str, dist: metadata.Distribution, exc: Exception) -> None:
     log.warning(
         "plugin %r (%s %s) is left out: %s: %s - fix or uninstall it, or block it with -p no:%s",
-        ep.name,
+        name,
         dist.metadata["name"],
         dist.version,
         type(exc).__name__,
         exc,
-        ep.name,
+        name,
     )
 
 
@@ -91,9 +92,33 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 plugin = ep.load()
                 pm.register(plugin, name=ep.name)
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
-                _skip_broken(ep, dist, exc)
+                _skip_broken(ep.name, dist, exc)
+                if pm.get_plugin(ep.name) is not None:  # pluggy keeps the hooks it added first
+                    pm.unregister(name=ep.name)
                 continue
             loaded.append((plugin, dist))
+    _drop_unknown_hooks(pm, loaded)
+
+
+def _drop_unknown_hooks(
+    pm: pluggy.PluginManager, loaded: list[tuple[object, metadata.Distribution]]
+) -> None:
+    """Leave out the plugins implementing a hook no spec declares (a misspelt hook name)."""
+    for name in dir(pm.hook):
+        caller = getattr(pm.hook, name)
+        if name.startswith("_") or not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook or pm.get_name(impl.plugin) is None:
+                continue
+            dist = next((d for p, d in loaded if p is impl.plugin), None)
+            error = pluggy.PluginValidationError(
+                impl.plugin, f"unknown hook {name!r} (the harness declares {_HOOKS})"
+            )
+            if dist is not None:
+                _skip_broken(impl.plugin_name, dist, error)
+            loaded[:] = [(p, d) for p, d in loaded if p is not impl.plugin]
+            pm.unregister(impl.plugin)
 
 
 def build_plugin_manager(blocked: Iterable[str] = ()) -> pluggy.PluginManager:

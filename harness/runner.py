@@ -20,7 +20,7 @@ import torch
 from harness import __version__
 from harness.contracts import DatasetInfo, MetricKind
 from harness.device import resolve_device
-from harness.errors import StoreError
+from harness.errors import PluginError, StoreError
 from harness.executors import RemoteRun, get_executor
 from harness.pipeline import RunContext, record
 from harness.planner import NO_EXPLAINER, Cell, Plan, Plugins, plan
@@ -190,8 +190,7 @@ def _execute(
     _record_plan_outcomes(ctx, planned, broken, ctx.spec)
     groups = [(d, m, cells) for (d, m), cells in planned.groups().items()]
     remote = RemoteRun(
-        spec_path=Path(options.spec_path).resolve(),
-        overrides=tuple(options.overrides),
+        spec=ctx.spec,
         blocked=tuple(options.blocked),
         cache_dir=ctx.cache.root.resolve(),
         device=str(ctx.device),
@@ -204,6 +203,12 @@ def _execute(
 
 def run_benchmark(options: RunOptions, registries: Registries | None = None) -> RunSummary:
     """Run the spec at ``options.spec_path`` and write its leaderboard."""
+    if registries is not None and options.executor != "local":
+        raise PluginError(
+            f"executor {options.executor!r}: its workers find plugins through the installed "
+            "entry points, so plugins passed as registries= would be missing there - expected "
+            "executor='local' with registries=, or the plugins installed as a distribution"
+        )
     regs = registries or get_registries(options.blocked)
     spec = load_spec(options.spec_path, regs, options.overrides)
     out = Path(options.output or Path("leaderboards") / spec.benchmark)

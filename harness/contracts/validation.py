@@ -165,9 +165,9 @@ def check_logits(out: object, n: int, *, model: Model) -> Tensor:
 def check_samples(samples: Sequence[Sample], ids: Sequence[str], *, dataset: Dataset) -> None:
     """Check that ``samples`` answer ``ids`` and can be stacked into one batch.
 
-    Every tensor field (image, tokens, mask, rationale, label) present in a
-    sample must be a tensor of the shape the first sample of the batch has
-    (one shape comparison per field and sample).
+    Every sample has a label; every tensor field (image, tokens, mask,
+    rationale, label) present in a sample must be a tensor of the shape of
+    the batch's first sample that has it (one comparison per field and sample).
 
     Parameters
     ----------
@@ -183,7 +183,8 @@ def check_samples(samples: Sequence[Sample], ids: Sequence[str], *, dataset: Dat
     ContractViolation
         When a sample carries another id than the one asked for.
     DataError
-        When a field is not a tensor or its shape differs from the first sample's.
+        When a label is missing, a field is not a tensor, or its shape differs
+        from the first sample's that has it.
     """
     for s, i in zip(samples, ids, strict=True):
         if s.id != i:
@@ -191,18 +192,17 @@ def check_samples(samples: Sequence[Sample], ids: Sequence[str], *, dataset: Dat
                 f"dataset {dataset.name!r} returned sample {s.id!r} for id {i!r}",
                 plugin=dataset.name,
             )
-    if not samples:
-        return
-    first = samples[0]
     for name in _SAMPLE_TENSORS:
-        ref = getattr(first, name)
-        if ref is not None and not isinstance(ref, Tensor):
-            _bad_sample(dataset, first.id, name, f"type {type(ref).__name__}", "a torch.Tensor")
-        expected = None if ref is None else ref.shape
-        for s in samples[1:]:
+        present = [s for s in samples if getattr(s, name) is not None]
+        if name == "label" and len(present) < len(samples):
+            missing = next(s for s in samples if s.label is None)
+            _bad_sample(dataset, missing.id, name, "None", "a torch.Tensor (every sample has one)")
+        if not present:
+            continue
+        first = present[0]  # the reference: the first sample that has the field
+        expected = getattr(first, name).shape if isinstance(getattr(first, name), Tensor) else None
+        for s in present:
             value = getattr(s, name)
-            if value is None or expected is None:
-                continue
             if not isinstance(value, Tensor):
                 _bad_sample(dataset, s.id, name, f"type {type(value).__name__}", "a torch.Tensor")
             if value.shape != expected:
@@ -211,7 +211,7 @@ def check_samples(samples: Sequence[Sample], ids: Sequence[str], *, dataset: Dat
                     s.id,
                     name,
                     f"shape {tuple(value.shape)}",
-                    f"shape {tuple(expected)} (that of sample {first.id!r}, first of the batch)",
+                    f"shape {tuple(expected or ())} (that of sample {first.id!r}, the batch's first with a {name})",
                 )
 
 

@@ -84,7 +84,13 @@ class RayExecutor:
                 try:
                     recorded = ray.get(done[0])
                 except Exception as exc:  # noqa: BLE001 - a dead task fails its own cells
-                    fail_cells(ctx, cells, exc, f"ray task for model {model} on {dataset}")
+                    cause = getattr(exc, "cause", None)  # what the task raised, not Ray's wrapper
+                    fail_cells(
+                        ctx,
+                        cells,
+                        cause if isinstance(cause, Exception) else exc,
+                        f"ray task for model {model} on {dataset}",
+                    )
                     continue
                 replay(ctx, recorded)
                 ctx.progress.stage(f"Ray: {model} on {dataset} done, {len(pending)} group(s) left")

@@ -1,8 +1,10 @@
 """Run one (dataset, model) group in another process and hand its results back.
 
 A distributed executor cannot send the run's context (an open SQLite store, a
-progress bar) to a worker. It sends a :class:`RemoteRun` instead: what the
-worker needs to rebuild the same plugins from the spec. The worker runs the
+progress bar) to a worker. It sends a :class:`RemoteRun` instead: the spec the
+driver validated and planned (never re-read from disk, so an edit during the
+run cannot mix two versions) and what the worker needs to build its plugins
+from the installed entry points. The worker runs the
 group exactly as the local executor would, against the same stage cache, and
 records what it would have written to the store; the driver replays those
 records into its store (:func:`replay`), so reports, paired tests and resume
@@ -19,6 +21,7 @@ from typing import Any
 import torch
 
 from harness.planner import Cell
+from harness.spec import Spec
 from harness.store import ResultRow
 
 
@@ -26,8 +29,7 @@ from harness.store import ResultRow
 class RemoteRun:
     """What a worker needs to run groups of this run (picklable)."""
 
-    spec_path: Path
-    overrides: tuple[str, ...]
+    spec: Spec
     blocked: tuple[str, ...]
     cache_dir: Path
     device: str
@@ -65,26 +67,28 @@ class Recorder:
 
 
 def run_group_here(run: RemoteRun, dataset: str, model: str, cells: Sequence[Cell]) -> Recorder:
-    """Rebuild the run's plugins from its spec and run one group; return what it recorded.
+    """Build the run's plugins and run one group; return what it recorded.
 
     Runs in the worker process, with as many torch threads as the driver has
-    (training values depend on the thread count).
+    (training values depend on the thread count). An error while building
+    the plugins comes back as a RuntimeError carrying its type and message
+    (every exception type crosses the process boundary that way).
     """
     from harness.pipeline import RunContext, run_group
     from harness.plugin_manager import get_registries
     from harness.progress import NullProgress
     from harness.runner import instantiate
-    from harness.spec import load_spec
     from harness.stages import ArtefactCache
 
     torch.set_num_threads(run.threads)
     torch.set_grad_enabled(True)
-    registries = get_registries(run.blocked)
-    spec = load_spec(run.spec_path, registries, run.overrides)
-    plugins, provenance, _ = instantiate(spec, registries)
+    try:
+        plugins, provenance, _ = instantiate(run.spec, get_registries(run.blocked))
+    except Exception as exc:  # noqa: BLE001 - sent back as text, whatever its type
+        raise RuntimeError(f"building the plugins: {type(exc).__name__}: {exc}") from None
     recorder = Recorder()
     ctx = RunContext(
-        spec=spec,
+        spec=run.spec,
         plugins=plugins,
         cache=ArtefactCache(run.cache_dir),
         store=recorder,

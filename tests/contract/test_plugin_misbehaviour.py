@@ -36,7 +36,7 @@ from harness.contracts import (
     Task,
     TorchModel,
 )
-from harness.contracts.validation import check_attribution, check_logits
+from harness.contracts.validation import check_attribution, check_logits, check_samples
 from harness.errors import CapabilityError, ContractViolation, DataError
 from harness.plugin_manager import Registries
 from harness.registry import Registry
@@ -232,12 +232,19 @@ def test_sample_of_another_shape_names_sample_field_and_shapes(
     dataset = Squares(mode=mode)
     message = (
         f"dataset 'mis.squares': sample 's3': {field} - expected shape {expected} "
-        f"(that of sample 's1', first of the batch), got shape {got}."
+        f"(that of sample 's1', the batch's first with a {field}), got shape {got}."
     )
     with pytest.raises(DataError) as info:
         dataset.load(["s1", "s2", "s3", "s4"])
     assert str(info.value) == message
     assert len(dataset.load(["s1", "s2", "s4"])) == 3
+
+
+def test_a_missing_label_is_named() -> None:
+    dataset = Squares(mode="label")
+    broken = dataclasses.replace(dataset._get("s2"), label=None)
+    with pytest.raises(DataError, match="sample 's2': label - expected a torch.Tensor"):
+        check_samples([dataset._get("s1"), broken], ["s1", "s2"], dataset=dataset)
 
 
 def test_dataset_errors_are_labelled_with_the_dataset(tmp_path: Path) -> None:

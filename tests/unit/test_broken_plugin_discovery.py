@@ -77,3 +77,45 @@ def test_blocking_a_broken_plugin_silences_it(tmp_path: pathlib.Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "left out" not in out.stderr
     assert "synthetic.lesions" in out.stdout
+
+
+BAD_SIGNATURE = """
+from harness import hookimpl
+
+@hookimpl
+def harness_datasets():
+    return {"badsig.dataset": "badsig_plugin:Nothing"}
+
+@hookimpl
+def harness_run_finished(summary, extra):
+    pass
+"""
+
+MISSPELT = """
+from harness import hookimpl
+
+@hookimpl
+def harness_modles():
+    return {}
+"""
+
+
+def test_invalid_hooks_leave_the_whole_plugin_out(tmp_path: pathlib.Path) -> None:
+    site = tmp_path / "site"
+    info = site / "hook_mistakes-0.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hook-mistakes\nVersion: 0.2\n")
+    (info / "entry_points.txt").write_text(
+        "[harness]\nbadsig = badsig_plugin\nmisspelt = misspelt_plugin\n"
+    )
+    (site / "badsig_plugin.py").write_text(BAD_SIGNATURE)
+    (site / "misspelt_plugin.py").write_text(MISSPELT)
+    out = _harness(site, "ls", "datasets")
+    assert out.returncode == 0, out.stderr
+    assert "synthetic.lesions" in out.stdout
+    assert "badsig.dataset" not in out.stdout  # its valid hook went out with it
+    assert "plugin 'badsig' (hook-mistakes 0.2) is left out: PluginValidationError" in out.stderr
+    assert (
+        "plugin 'misspelt' (hook-mistakes 0.2) is left out: PluginValidationError: "
+        "unknown hook 'harness_modles'"
+    ) in out.stderr
