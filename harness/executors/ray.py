@@ -2,13 +2,13 @@
 
 ``harness run SPEC --executor ray`` starts a local Ray instance (as many CPUs
 as the machine has), or joins the cluster named by ``RAY_ADDRESS``. Each
-(dataset, model) group is one task that rebuilds the plugins from the spec
-(:mod:`harness.executors.remote`), uses the same stage cache folder and sends
+(dataset, model) group is one task that builds the plugins of the spec the
+driver planned (:mod:`harness.executors.remote`), uses the same stage cache folder and sends
 its results back to the driver, which writes the store and the reports. A
 task asks for as many CPUs as the driver's torch threads (at most one node's
 CPUs) and runs with that many threads, so its values equal a local run's; on
-CUDA it asks for one GPU. On a cluster, the spec, its data and the cache
-folder must be at the same paths on every node (a shared file system). A task
+CUDA it asks for one GPU. On a cluster, the data and the cache folder must
+be at the same paths on every node (a shared file system). A task
 that dies (a worker killed, out of memory) fails its group's cells.
 """
 
