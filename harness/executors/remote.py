@@ -93,7 +93,8 @@ def run_group_here(run: RemoteRun, dataset: str, model: str, cells: Sequence[Cel
         cache=ArtefactCache(run.cache_dir),
         store=recorder,
         run_id=run.run_id,
-        device=torch.device(run.device),
+        # a task sees only the GPU Ray gave it, as its first CUDA device
+        device=torch.device("cuda" if run.device.startswith("cuda") else run.device),
         progress=NullProgress(),
         provenance=provenance,
         on_cell=lambda row: None,
