@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -137,16 +137,39 @@ def build_plugin_manager(blocked: Iterable[str] = ()) -> pluggy.PluginManager:
     return pm
 
 
-def discover(blocked: Iterable[str] = ()) -> Registries:
-    """Discover every plugin and return frozen registries."""
-    pm = build_plugin_manager(blocked)
-    regs = Registries(
+def _empty_registries(pm: pluggy.PluginManager) -> Registries:
+    return Registries(
         manager=pm,
         datasets=Registry("datasets", Dataset),  # type: ignore[type-abstract]
         models=Registry("models", Model),  # type: ignore[type-abstract]
         explainers=Registry("explainers", Explainer),  # type: ignore[type-abstract]
         metrics=Registry("metrics", Metric),
     )
+
+
+def registries_with(
+    plugins: Mapping[str, Iterable[type]], *, distribution: str = "in-process", version: str = ""
+) -> Registries:
+    """Return registries holding only ``plugins`` (kind -> classes), without entry points.
+
+    For plugins defined in a test or a notebook: ``run_benchmark(options,
+    registries_with({"models": [MyModel], ...}))`` runs them with the local
+    executor. The classes are registered under their ``name`` as supplied by
+    ``distribution``; the manager has the hook specifications and no plugin.
+    """
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    regs = _empty_registries(pm)
+    for kind, classes in plugins.items():
+        for cls in classes:
+            regs.kind(kind).add(cls.name, cls, distribution, version)  # type: ignore[attr-defined]
+    return regs
+
+
+def discover(blocked: Iterable[str] = ()) -> Registries:
+    """Discover every plugin and return frozen registries."""
+    pm = build_plugin_manager(blocked)
+    regs = _empty_registries(pm)
     hooks: dict[str, Any] = {
         "datasets": pm.hook.harness_datasets,
         "models": pm.hook.harness_models,

@@ -15,12 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pluggy
 import pytest
 import torch
 from torch import Tensor, nn
 
-from harness import hookspecs
 from harness.contracts import (
     Attribution,
     Batch,
@@ -29,7 +27,6 @@ from harness.contracts import (
     DatasetInfo,
     Explainer,
     ExplainerTags,
-    ExplanationMetric,
     FitContext,
     Modality,
     Sample,
@@ -38,8 +35,7 @@ from harness.contracts import (
 )
 from harness.contracts.validation import check_attribution, check_logits, check_samples
 from harness.errors import CapabilityError, ContractViolation, DataError
-from harness.plugin_manager import Registries
-from harness.registry import Registry
+from harness.plugin_manager import Registries, registries_with
 from harness.runner import RunOptions, run_benchmark
 
 
@@ -127,18 +123,8 @@ class NumpyMaps(Explainer):
 
 
 def _registries() -> Registries:
-    regs = Registries(
-        manager=pluggy.PluginManager("harness"),
-        datasets=Registry("datasets", Dataset),
-        models=Registry("models", TorchModel),  # type: ignore[arg-type]
-        explainers=Registry("explainers", Explainer),
-        metrics=Registry("metrics", ExplanationMetric),  # type: ignore[arg-type]
-    )
-    regs.metrics.base = object  # type: ignore[assignment]
-    for kind, cls in (("datasets", Squares), ("models", Wide), ("metrics", Accuracy)):
-        regs.kind(kind).add(cls.name, cls, "mis-dist", "0.1")
-    regs.manager.add_hookspecs(hookspecs)
-    return regs
+    plugins = {"datasets": [Squares], "models": [Wide], "metrics": [Accuracy]}
+    return registries_with(plugins, distribution="mis-dist", version="0.1")
 
 
 def _run(tmp_path: Path, body: str) -> list[dict[str, Any]]:

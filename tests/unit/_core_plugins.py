@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-import pluggy
 import torch
 from torch import Tensor, nn
 
@@ -30,8 +29,7 @@ from harness.contracts import (
     Task,
     TorchModel,
 )
-from harness.plugin_manager import Registries
-from harness.registry import Registry
+from harness.plugin_manager import Registries, registries_with
 
 
 class ToyImages(Dataset):
@@ -160,21 +158,14 @@ class Accuracy(ClassificationMetric):
 
 
 def toy_registries() -> Registries:
-    """Registries holding the toy plugins above, as if two distributions supplied them."""
-    regs = Registries(
-        manager=pluggy.PluginManager("harness"),
-        datasets=Registry("datasets", Dataset),
-        models=Registry("models", TorchModel),  # type: ignore[arg-type]
-        explainers=Registry("explainers", Explainer),
-        metrics=Registry("metrics", ExplanationMetric),  # type: ignore[arg-type]
+    """Registries holding the toy plugins above, as if one distribution supplied them."""
+    return registries_with(
+        {
+            "datasets": [ToyImages, ToyTexts],
+            "models": [TinyCNN, BlackBox],
+            "explainers": [Gradient, CamLike, Sentences],
+            "metrics": [MassInMask, Randomisation, Accuracy],
+        },
+        distribution="toy-dist",
+        version="0.0",
     )
-    regs.metrics.base = object  # type: ignore[assignment]
-    for kind, classes in {
-        "datasets": [ToyImages, ToyTexts],
-        "models": [TinyCNN, BlackBox],
-        "explainers": [Gradient, CamLike, Sentences],
-        "metrics": [MassInMask, Randomisation, Accuracy],
-    }.items():
-        for cls in classes:
-            regs.kind(kind).add(cls.name, cls, "toy-dist", "0.0")
-    return regs

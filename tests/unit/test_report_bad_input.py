@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from _core_plugins import toy_registries
 
-from harness import hookspecs
 from harness.cli import main
 from harness.reports import write_reports
 from harness.runner import RunOptions, run_benchmark
@@ -67,7 +66,6 @@ def test_explain_n_beyond_the_split_is_warned(
         """)
     )
     regs = toy_registries()
-    regs.manager.add_hookspecs(hookspecs)
     options = RunOptions(spec_path=spec, output=tmp_path / "out", progress=False)
     with caplog.at_level(logging.WARNING, logger="harness.pipeline.explaining"):
         summary = run_benchmark(options, regs)
