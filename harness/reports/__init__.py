@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import StoreError
+from harness.reports.comparisons import write_comparisons_csv
 from harness.reports.csv import write_csv
 from harness.reports.html import write_html
 from harness.reports.json import write_json
@@ -68,7 +69,7 @@ def report_run(store: Store) -> dict[str, Any]:
 
 
 def write_reports(store: Store, out: Path) -> list[Path]:
-    """Write leaderboard.md, .csv, .html and results.json for the latest finished run."""
+    """Write leaderboard.md, .csv, .html, results.json and comparisons.csv of the latest finished run."""
     run = report_run(store)
     frame = results_frame(store, run["run_id"])
     comps = comparisons_frame(store, run["run_id"])
@@ -95,5 +96,14 @@ def write_reports(store: Store, out: Path) -> list[Path]:
         write_markdown(frame, comps, out / "leaderboard.md", title, meta, level=level),
         write_csv(frame, out / "leaderboard.csv"),
         write_json(frame, out / "results.json"),
-        write_html(frame, gallery, out / "leaderboard.html", title, level=level, status=status),
+        write_html(
+            frame,
+            gallery,
+            out / "leaderboard.html",
+            title,
+            comparisons=comps,
+            level=level,
+            status=status,
+        ),  # fmt: skip
+        write_comparisons_csv(comps, out / "comparisons.csv"),
     ]

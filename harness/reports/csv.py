@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,6 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write ``frame`` as CSV (nested fields as JSON strings)."""
     flat = frame[RECORD_COLUMNS].copy()
     for col in ("notes", "plugins"):
-        flat[col] = flat[col].map(lambda d: "" if not d else str(d))
+        flat[col] = flat[col].map(lambda d: "" if not d else json.dumps(d, sort_keys=True))
     flat.to_csv(path, index=False, float_format="%.6g")
     return path

@@ -1,6 +1,6 @@
 """Warnings about the metrics themselves, computed from the control explainers' scores.
 
-Two checks run per dataset x model on the explanation cells:
+Three checks run per dataset x model on the explanation cells:
 
 - the controls (explainers registered as ``control.*``) should rank last: a
   metric where a control scores at least as well as the worst real method is
@@ -11,7 +11,10 @@ Two checks run per dataset x model on the explanation cells:
   intervals: a metric that cannot separate a perfect map from noise is
   flagged. Other kinds are not checked, because the mask says nothing about
   the model (faithfulness, sanity, robustness) or is not meant to be simple
-  (complexity).
+  (complexity);
+- on the same metrics, no method should score clearly better than the mask
+  (intervals apart): a metric that ranks a method above the perfect map
+  rewards something besides localisation.
 
 Both Markdown and HTML reports show the same lines, and neither marks the
 mask as the best explainer of a column (:func:`contenders`).
@@ -137,8 +140,12 @@ def separation_flags(expl: pd.DataFrame) -> list[str]:
         separated = mask_low > rand_high if hib else mask_high < rand_low
         if not separated:
             bounds = (mask_low, mask_high, rand_low, rand_high)
-            missing = any(math.isnan(b) for b in bounds)
-            why = "an interval is missing" if missing else "the intervals overlap"
+            if any(math.isnan(b) for b in bounds):
+                why = "an interval is missing"
+            elif (mask_high < rand_low) if hib else (mask_low > rand_high):
+                why = "the mask scores worse than random"
+            else:
+                why = "the intervals overlap"
             flags.append(
                 f"⚠ `{metric}` cannot separate the ground-truth mask from random attributions "
                 f"(mask {_num(mask)} [{_num(mask_low)}, {_num(mask_high)}] vs random "
@@ -147,6 +154,39 @@ def separation_flags(expl: pd.DataFrame) -> list[str]:
     return flags
 
 
+def ceiling_flags(expl: pd.DataFrame) -> list[str]:
+    """Flag localisation metrics on which a method scores clearly better than the ground-truth mask.
+
+    The mask is the perfect localisation, so a method whose bootstrap interval
+    lies wholly on the better side of the mask's (intervals apart, as in
+    :func:`separation_flags`) shows that the metric rewards something else
+    (e.g. the map's spread).
+    """
+    flags = []
+    for metric, col in expl.groupby("metric", sort=True):
+        ok = col[(col["status"] == "ok") & col["kind"].isin(SEPARATION_KINDS)]
+        if ok.empty:
+            continue
+        masks = ok[ok.apply(is_mask_control, axis=1).astype(bool)]
+        methods = ok[~ok.apply(is_control, axis=1).astype(bool)]
+        if masks.empty or methods.empty:
+            continue
+        hib = bool(ok["higher_is_better"].iloc[0])
+        mask, mask_low, mask_high = _bounds(masks, pick_high=hib)
+        ahead = methods[
+            (methods["ci_low"].astype(float) > mask_high)
+            if hib
+            else (methods["ci_high"].astype(float) < mask_low)
+        ]
+        if not ahead.empty:
+            flags.append(
+                f"⚠ `{metric}` scores {', '.join(sorted(ahead['explainer']))} better than the "
+                f"ground-truth mask ({_num(mask)} [{_num(mask_low)}, {_num(mask_high)}]): it "
+                "rewards more than localisation."
+            )
+    return flags
+
+
 def explanation_flags(expl: pd.DataFrame) -> list[str]:
     """Return every flag of one dataset x model's explanation cells, controls first."""
-    return control_flags(expl) + separation_flags(expl)
+    return control_flags(expl) + separation_flags(expl) + ceiling_flags(expl)

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from harness.planner import NO_EXPLAINER
+from harness.reports.comparisons import summary
 from harness.reports.flags import best_explainers, explanation_flags
+from harness.reports.tables import run_agreement
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
@@ -94,8 +96,10 @@ def _value(row: pd.Series, best: bool) -> str:
     low, high = _number(row["ci_low"]), _number(row["ci_high"])
     ci = "—" if math.isnan(low) or math.isnan(high) else f"[{low:.3f}, {high:.3f}]"
     shown = "—" if math.isnan(v) else f"{v:.3f}"
+    agreement = run_agreement(row)
+    rho = "" if agreement is None else f" <small>ρ={agreement:.2f}</small>"
     cls = ' class="best"' if best else ""
-    return f'<td{cls} data-v="{v}">{shown} <small>{ci}</small></td>'
+    return f'<td{cls} data-v="{v}">{shown} <small>{ci}</small>{rho}</td>'
 
 
 def _number(value: object) -> float:
@@ -130,6 +134,18 @@ def _flags(expl: pd.DataFrame) -> str:
     return f'<ul class="flags">{"".join(f"<li>{i}</li>" for i in items)}</ul>' if items else ""
 
 
+def _comparisons(comps: pd.DataFrame) -> str:
+    """Render one group's paired tests: the Markdown report's sentence and significant pairs."""
+    if comps.empty:
+        return ""
+    intro, listed = summary(comps)
+    items = "".join(
+        f"<li><code>{html.escape(metric)}</code>: {html.escape('; '.join(pairs))}</li>"
+        for metric, pairs in listed
+    )
+    return f"<p>{html.escape(intro)}</p>" + (f"<ul>{items}</ul>" if items else "")
+
+
 def _gallery(items: list[dict[str, object]]) -> str:
     figures = []
     for it in items:
@@ -146,14 +162,23 @@ def _gallery(items: list[dict[str, object]]) -> str:
 
 
 def render_html(
-    frame: pd.DataFrame, gallery: pd.DataFrame, title: str, *, level: str = "95%", status: str = ""
+    frame: pd.DataFrame,
+    gallery: pd.DataFrame,
+    title: str,
+    *,
+    comparisons: pd.DataFrame | None = None,
+    level: str = "95%",
+    status: str = "",
 ) -> str:
-    """Render the whole page; ``level`` names the intervals' confidence, ``status`` an unfinished run's."""
+    """Render the whole page; ``level`` names the intervals' confidence, ``status`` an unfinished run's.
+
+    ``comparisons`` are the run's paired tests (:func:`~harness.reports.tables.comparisons_frame`).
+    """
     parts = [
         f"<h1>Leaderboard: {html.escape(title)}</h1>",
         *([f'<p class="bad">status: {html.escape(status)}</p>'] if status else []),
         f"<p>Values: mean over rows (a corpus score for generation metrics) [{level} bootstrap "
-        "CI, resampling samples with all their rows]. Click a column to sort; hover a failed or skipped cell for its reason.</p>",
+        "CI, resampling samples with all their rows]; ρ: run-to-run agreement of a stochastic metric (Spearman across rows between two independent sets of its random draws). Click a column to sort; hover a failed or skipped cell for its reason.</p>",
     ]
     for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
         parts.append(f"<h2>{html.escape(dataset)} × {html.escape(model)}</h2>")
@@ -164,6 +189,11 @@ def render_html(
         if not expl.empty:
             parts.append(_table(expl))
             parts.append(_flags(expl))
+            if comparisons is not None and not comparisons.empty:
+                sel = comparisons[
+                    (comparisons["dataset"] == dataset) & (comparisons["model"] == model)
+                ]
+                parts.append(_comparisons(sel))
         if not gallery.empty:
             sel = gallery[(gallery["dataset"] == dataset) & (gallery["model"] == model)]
             parts.append(_gallery(sel.to_dict(orient="records")))
@@ -181,9 +211,11 @@ def write_html(
     path: Path,
     title: str,
     *,
+    comparisons: pd.DataFrame | None = None,
     level: str = "95%",
     status: str = "",
 ) -> Path:
     """Write ``leaderboard.html``; a non-empty ``status`` marks an unfinished run."""
-    path.write_text(render_html(frame, gallery, title, level=level, status=status))
+    page = render_html(frame, gallery, title, comparisons=comparisons, level=level, status=status)
+    path.write_text(page)
     return path

@@ -58,6 +58,12 @@ def comparisons_frame(store: Store, run_id: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_agreement(row: pd.Series) -> float | None:
+    """Return the run-to-run agreement a stochastic metric noted for its cell, if any."""
+    value = (row["notes"] or {}).get("run_agreement")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def records(frame: pd.DataFrame) -> list[dict[str, object]]:
     """Return the records of ``results.json`` (no timings, so reruns compare equal)."""
     out = []

@@ -8,7 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from harness.reports import render_markdown, write_reports
-from harness.reports.flags import control_flags, explanation_flags, separation_flags
+from harness.reports.flags import (
+    ceiling_flags,
+    control_flags,
+    explanation_flags,
+    separation_flags,
+)
 from harness.reports.html import render_html
 from harness.store import ResultRow, Store
 
@@ -46,7 +51,7 @@ def _frame() -> pd.DataFrame:
             _row("captum.grad_cam", "loc.good", 0.6),
             _row("control.mask", "loc.good", 1.0),
             _row("control.random", "loc.good", 0.1),
-            _row("captum.grad_cam", "loc.blind", 0.5),
+            _row("captum.grad_cam", "loc.blind", 0.405),
             _row("control.mask", "loc.blind", 0.4),
             _row("control.random", "loc.blind", 0.4),
         ]
@@ -80,8 +85,34 @@ def test_direction_is_respected_for_lower_is_better_metrics() -> None:
     )
     assert separation_flags(frame) == [
         "⚠ `loc.inverted` cannot separate the ground-truth mask from random attributions "
-        "(mask 0.900 [0.890, 0.910] vs random 0.300 [0.290, 0.310]: the intervals overlap)."
+        "(mask 0.900 [0.890, 0.910] vs random 0.300 [0.290, 0.310]: the mask scores worse than "
+        "random)."
     ]
+
+
+def test_a_method_clearly_better_than_the_mask_is_flagged_in_either_direction() -> None:
+    frame = pd.DataFrame(
+        [
+            # higher is better: Grad-CAM's interval lies wholly above the mask's
+            _row("control.mask", "loc.spread", 0.5),
+            _row("captum.grad_cam", "loc.spread", 0.7),
+            _row("zennit.lrp", "loc.spread", 0.515),  # overlaps the mask's interval: no flag
+            # lower is better: LRP's interval lies wholly below the mask's
+            _row("control.mask", "loc.error", 0.4, hib=False),
+            _row("zennit.lrp", "loc.error", 0.2, hib=False),
+            # a control above the mask is the other checks' business
+            _row("control.mask", "loc.plain", 0.5),
+            _row("control.sobel", "loc.plain", 0.9),
+            _row("captum.grad_cam", "loc.plain", 0.5),
+        ]
+    )
+    assert ceiling_flags(frame) == [
+        "⚠ `loc.error` scores zennit.lrp better than the ground-truth mask "
+        "(0.400 [0.390, 0.410]): it rewards more than localisation.",
+        "⚠ `loc.spread` scores captum.grad_cam better than the ground-truth mask "
+        "(0.500 [0.490, 0.510]): it rewards more than localisation.",
+    ]
+    assert all(f in explanation_flags(frame) for f in ceiling_flags(frame))
 
 
 def test_a_better_mean_inside_random_intervals_is_not_a_separation() -> None:
@@ -121,7 +152,8 @@ def test_only_ok_localisation_cells_and_registered_names_count() -> None:
     )
     assert separation_flags(frame) == [
         "⚠ `loc.relabelled` cannot separate the ground-truth mask from random attributions "
-        "(mask 0.200 [0.190, 0.210] vs random 0.300 [0.290, 0.310]: the intervals overlap)."
+        "(mask 0.200 [0.190, 0.210] vs random 0.300 [0.290, 0.310]: the mask scores worse than "
+        "random)."
     ]
     # a relabelled mask is still a control, exempt from ranking last
     assert control_flags(frame) == []

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from harness.reports import write_reports
 from harness.reports.html import heatmap_png
@@ -80,6 +81,35 @@ def test_markdown_tables_flags_and_reasons(tmp_path: Path) -> None:
     assert "- `loc.mass`: " in md and "captum.grad_cam > control.random" in md
     records = json.loads((tmp_path / "results.json").read_text())
     assert {r["status"] for r in records} == {"ok", "skipped", "failed"}
+
+
+def test_every_report_carries_the_paired_tests_and_the_run_agreement(tmp_path: Path) -> None:
+    store = filled_store(tmp_path)
+    run = store.latest_run()["run_id"]
+    agreeing = ResultRow(
+        dataset="d", model="m", explainer="captum.grad_cam", metric="faith.corr",
+        kind="faithfulness", higher_is_better=True, status="ok", value=0.3, ci_low=0.2,
+        ci_high=0.4, n=20, notes={"run_agreement": 0.4213},
+    )  # fmt: skip
+    store.write_cell(run, agreeing, [(f"s{i}", 1, 0.3) for i in range(20)])
+    write_reports(store, tmp_path)
+    stored = pd.DataFrame(store.query("SELECT * FROM comparisons WHERE run_id = ?", (run,)))
+    table = pd.read_csv(tmp_path / "comparisons.csv")
+    assert len(table) == len(stored) == 3  # every pair of the three loc.mass explainers
+    assert (table["significant"] == (stored["p_adjusted"] < 0.05)).all()
+    assert set(table["test"]) == {"wilcoxon+holm"}
+    page = (tmp_path / "leaderboard.html").read_text()
+    md = (tmp_path / "leaderboard.md").read_text()
+    significant = table[table["significant"]]
+    assert len(significant) >= 1
+    for c in significant.itertuples():
+        worse = c.explainer_b if c.better == c.explainer_a else c.explainer_a
+        assert f"{c.better} &gt; {worse}" in page and f"{c.better} > {worse}" in md
+    sentence = f"{len(significant)} of 3 differences significant at p &lt; 0.05"
+    assert sentence in page and sentence.replace("&lt;", "<") in md
+    assert "ρ=0.42" in page and "ρ=0.42" in md
+    row = pd.read_csv(tmp_path / "leaderboard.csv").query("metric == 'faith.corr'").iloc[0]
+    assert json.loads(row["notes"]) == {"run_agreement": 0.4213}  # JSON, not a Python repr
 
 
 def test_html_escapes_every_string_from_the_store(tmp_path: Path) -> None:
