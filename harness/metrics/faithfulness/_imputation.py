@@ -251,8 +251,16 @@ def noisy_linear_imputation(
 
     ``image_ids`` (M,) names each image for :func:`hashed_normal`.
     """
-    out = linear_imputation(images, removed)
-    if noise:
-        draw = hashed_normal(seed, image_ids, out[0].numel()).view_as(out).to(out.dtype)
-        out = torch.where(removed.expand_as(out), out + noise * draw, out)
-    return out
+    return add_noise(
+        linear_imputation(images, removed), removed, noise=noise, seed=seed, image_ids=image_ids
+    )
+
+
+def add_noise(
+    imputed: Tensor, removed: Tensor, *, noise: float, seed: int, image_ids: Tensor
+) -> Tensor:
+    """Return ``imputed`` plus ``noise * N(0, 1)`` (:func:`hashed_normal`) on its ``removed`` pixels."""
+    if not noise or not len(imputed):
+        return imputed
+    draw = hashed_normal(seed, image_ids, imputed[0].numel()).view_as(imputed).to(imputed.dtype)
+    return torch.where(removed.expand_as(imputed), imputed + noise * draw, imputed)

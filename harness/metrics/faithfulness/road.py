@@ -13,14 +13,16 @@ from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags,
 from harness.contracts.tags import MetricKind, Modality, Need
 from harness.draws import base_seed, row_seeds
 from harness.metrics import _engine
-from harness.metrics._params import integer, number_in, percentages
+from harness.metrics._correlation import rank_agreement
+from harness.metrics._params import flag, integer, number_in, percentages
 from harness.metrics.faithfulness import _common as C
-from harness.metrics.faithfulness._imputation import noisy_linear_imputation
+from harness.metrics.faithfulness._imputation import add_noise, linear_imputation
 
 if TYPE_CHECKING:
     from harness.contracts import Explainer
 
 _OUTPUTS = ("correct", "probability")
+_SECOND_RUN = 0x2545F4914F6CDD1D  # the agreement run is the metric with seed ``seed ^ _SECOND_RUN``
 
 
 def _sample_keys(seed: int, ids: Sequence[str], device: torch.device) -> Tensor:
@@ -65,6 +67,14 @@ class ROAD(ExplanationMetric):
         Seed of the noise; None draws one from torch's global generator. The
         noise of an image depends only on the seed, the sample id and the
         percentage, never on the batch composition or the chunk size.
+    agreement : bool, default=True
+        With ``noise > 0``, also score every imputed image with a second,
+        independent noise draw (the imputation is shared; the forward passes
+        double) and report the Spearman correlation across rows of the two
+        runs' values as ``notes["run_agreement"]``: how far the noise, not the
+        attribution, ranks the rows. The second run is this metric with seed
+        ``seed ^ 0x2545F4914F6CDD1D``. The value and curve come from the first
+        run alone, so they do not depend on this setting.
 
     References
     ----------
@@ -95,12 +105,14 @@ class ROAD(ExplanationMetric):
         noise: float = 0.01,
         output: str = "correct",
         seed: int | None = None,
+        agreement: bool = True,
     ) -> None:
         self.percentages = percentages
         self.order = order
         self.noise = noise
         self.output = output
         self.seed = seed
+        self.agreement = agreement
 
     def check_params(self) -> None:
         """Refuse percentages outside [0, 100), an unknown order or output, negative noise."""
@@ -110,6 +122,7 @@ class ROAD(ExplanationMetric):
         number_in(self.name, "noise", self.noise, "[0, inf)", 0, math.inf)
         if self.seed is not None:
             integer(self.name, "seed", self.seed)
+        flag(self.name, "agreement", self.agreement)
 
     @_engine.engine_scope
     def _score(
@@ -128,20 +141,41 @@ class ROAD(ExplanationMetric):
         steps = len(counts)
         rank = C.ranks(pixels.reshape(n, -1), descending=order == "morf")
         seed = base_seed(self.seed)
-        keys = _sample_keys(seed, batch.ids, images.device) * steps
+        noise = float(self.noise)
+        runs = 2 if self.agreement and noise else 1
+        seeds = (seed, seed ^ _SECOND_RUN)[:runs]
+        keys = torch.stack([_sample_keys(s, batch.ids, images.device) * steps for s in seeds])
 
         def make(flat: Tensor) -> Tensor:
-            rows = torch.div(flat, steps, rounding_mode="floor")
-            step = flat % steps
+            # flat = (row * steps + step) * runs + run: a chunk imputes each image once
+            image = torch.div(flat, runs, rounding_mode="floor")
+            if runs > 1:
+                image, inverse = torch.unique_consecutive(image, return_inverse=True)
+            rows = torch.div(image, steps, rounding_mode="floor")
+            step = image % steps
             removed = (rank[rows] < counts[step].view(-1, 1)).view(-1, 1, h, w)
-            return noisy_linear_imputation(
-                images[rows],
-                removed,
-                noise=float(self.noise),
-                seed=seed,
-                image_ids=keys[rows] + step,
-            )
+            imputed = linear_imputation(images[rows], removed)
+            if runs == 1:
+                ids = keys[0, rows] + step
+                return add_noise(imputed, removed, noise=noise, seed=seed, image_ids=ids)
+            imputed, removed, run = imputed[inverse], removed[inverse], flat % runs
+            ids = keys[run, rows[inverse]] + step[inverse]
+            out = torch.empty_like(imputed)
+            for r, run_seed in enumerate(seeds):
+                picked = (run == r).nonzero().squeeze(1)
+                out[picked] = add_noise(
+                    imputed[picked], removed[picked], noise=noise, seed=run_seed,
+                    image_ids=ids[picked],
+                )  # fmt: skip
+            return out
 
-        curve = _engine.evaluate(model, batch, targets, steps, make, output=output)
-        mean = curve.mean(dim=1)
-        return Scores(values=mean if order == "morf" else 1 - mean, curves={output: curve})
+        scores = _engine.evaluate(model, batch, targets, steps * runs, make, output=output)
+        curves = scores.view(n, steps, runs)
+        means = curves.mean(dim=1)
+        values = means if order == "morf" else 1 - means  # (N, runs)
+        notes = {}
+        if runs == 2:
+            agreement = rank_agreement(values[:, 0], values[:, 1])
+            if agreement is not None:  # None when either run gives every row the same value
+                notes["run_agreement"] = agreement
+        return Scores(values=values[:, 0], curves={output: curves[..., 0]}, notes=notes)
