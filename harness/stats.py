@@ -171,8 +171,11 @@ def signed_rank_lean(diff: np.ndarray) -> float:
 def _paired_differences(
     a: Mapping[K, float], b: Mapping[K, float], sample: Callable[[K], Hashable] | None
 ) -> np.ndarray:
-    """Return ``a - b`` on the rows both have, averaged per sample if ``sample`` maps rows to one."""
-    shared = [r for r in a if r in b]
+    """Return ``a - b`` on the rows both have, averaged per sample if ``sample`` maps rows to one.
+
+    Rows where either score is not finite are left out, as rows only one side has.
+    """
+    shared = [r for r in a if r in b and math.isfinite(a[r]) and math.isfinite(b[r])]
     if sample is None:
         return np.array([a[r] - b[r] for r in shared], dtype=np.float64)
     per_sample: dict[Hashable, list[float]] = {}
@@ -190,7 +193,7 @@ def paired_tests(
     """Wilcoxon signed-rank tests between every pair of explainers, Holm-corrected.
 
     ``scores`` maps explainer -> {row key -> score}; each pair is tested on the
-    rows both have. ``sample`` maps a row key to its sample: the test then runs
+    rows both have with finite scores. ``sample`` maps a row key to its sample: the test then runs
     on each sample's mean difference over its shared rows (rows of one sample
     are not independent), and ``n`` counts samples; None treats rows as
     samples. Zero differences are dropped (Wilcoxon's method); the normal

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from operator import itemgetter
 from pathlib import Path
 
@@ -183,6 +184,11 @@ def test_paired_tests_use_shared_rows_and_direction() -> None:
     assert c.p_value == pytest.approx(expected)
     (c,) = paired_tests({"cam": good, "random": bad}, higher_is_better=False)
     assert c.better == "random"
+    # a row either side could not score (NaN, inf) is left out like a row only one side has
+    (c,) = paired_tests({"cam": {**good, "r0": math.nan}, "random": {**bad, "r1": math.inf}}, True)
+    kept = sorted(set(good) - {"r0", "r1"})
+    expected = sps.wilcoxon([good[k] for k in kept], [bad[k] for k in kept]).pvalue
+    assert c.n == 28 and c.better == "cam" and c.p_value == pytest.approx(expected)
 
 
 def test_paired_direction_is_the_signed_rank_direction_not_the_mean() -> None:
