@@ -17,15 +17,19 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from harness.chunking import explain_chunks
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricTags
 from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
 from harness.metrics._params import choice, flag, integer
 from harness.metrics._tokens import feature_tags as token_feature_tags
+from harness.metrics.robustness.sensitivity import explain_chunk
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
+    from harness.contracts.explainer import Explainer
+    from harness.contracts.model import Model
 
 SIMILARITIES = ("ssim", "spearman")
 
@@ -48,6 +52,24 @@ def feature_tags(name: str, tags: MetricTags, over: str, similarity: str) -> Met
 def features(attribution: Attribution, over: str) -> Tensor | None:
     """Return the attribution's pixel maps or token scores, as ``over`` says (None if absent)."""
     return attribution.tokens if over == "tokens" else attribution.pixels
+
+
+def reexplain(
+    model: Model, explainer: Explainer, batch: Batch, targets: Tensor, over: str
+) -> Tensor | None:
+    """Explain ``batch`` for ``targets`` again and return the maps' features (``over``).
+
+    A few rows per explainer call (:func:`~harness.metrics.robustness.sensitivity.explain_chunk`
+    rows, halved after an out-of-memory error), so memory holds one call's
+    activations, never the whole explain set's; None when a call gives no ``over``.
+    """
+    inputs = batch.images if batch.images is not None else batch.tokens
+    shape = () if inputs is None else tuple(inputs.shape[1:])
+    size = explain_chunk(model.device, shape, len(batch))
+    parts, _ = explain_chunks(model, explainer, batch, targets, size)
+    maps = [features(part, over) for part in parts]
+    kept = [m for m in maps if m is not None]
+    return torch.cat(kept) if kept and len(kept) == len(maps) else None
 
 
 def valid_features(batch: Batch, over: str, pad_token: int) -> Tensor | None:

@@ -20,6 +20,7 @@ from harness.metrics.sanity._common import (
     MapComparison,
     compare_maps,
     features,
+    reexplain,
     valid_features,
 )
 
@@ -91,6 +92,6 @@ class DataRandomisation(MapComparison):
                 "model.label_randomised (a model trained on permuted labels)",
                 plugin=self.name,
             )
-        maps = features(explainer.explain(twin, batch, targets), self.over)
+        maps = reexplain(twin, explainer, batch, targets, self.over)
         valid = valid_features(batch, self.over, self.pad_token)
         return compare_maps(reference, maps, self.similarity, self.absolute, valid)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from harness.metrics.sanity._common import (
     features,
     prepare,
     rank_maps,
+    reexplain,
     ssim_rows,
     valid_features,
 )
@@ -162,7 +163,7 @@ class _ModelRandomisation(MapComparison):
         parts: list[tuple[Tensor, ...]] = []
         for i, (name, layer) in enumerate(layers):
             reset_layer(layer, self.seed + 1)
-            pending.append(features(explainer.explain(randomised, batch, targets), self.over))  # type: ignore[arg-type]
+            pending.append(reexplain(randomised, explainer, batch, targets, self.over))  # type: ignore[arg-type]
             if not self._cascading:  # independent: back to the caller's (untouched) weights
                 layer.load_state_dict(originals[i][1].state_dict())
             log.debug("%s: layer %s randomised", self.name, name)

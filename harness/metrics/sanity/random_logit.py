@@ -19,6 +19,7 @@ from harness.metrics.sanity._common import (
     check_similarity,
     compare_maps,
     features,
+    reexplain,
     valid_features,
 )
 
@@ -79,7 +80,7 @@ def score_other_classes(
     """
     check_similarity(RandomLogit.name, similarity)
     reference = features(attribution, over)
-    maps = None if reference is None else features(explainer.explain(model, batch, others), over)
+    maps = None if reference is None else reexplain(model, explainer, batch, others, over)
     if reference is None or maps is None:
         missing = "the attribution" if reference is None else "the explainer's output"
         raise CapabilityError(
