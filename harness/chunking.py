@@ -9,6 +9,7 @@ smaller one instead of failing its cell.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,14 +25,23 @@ log = logging.getLogger(__name__)
 
 
 def explain_chunks(
-    model: Model, explainer: Explainer, batch: Batch, targets: Tensor, size: int
+    model: Model,
+    explainer: Explainer,
+    batch: Batch,
+    targets: Tensor,
+    size: int,
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Attribution], int]:
     """Explain ``batch`` ``size`` rows per call, halving on out-of-memory; (parts, final size).
 
     The parts cover the rows in order. An out-of-memory error at one row per
-    call, or any other error, propagates.
+    call, or any other error, propagates. ``progress(done, total)`` is called
+    with 0 rows first and after every explained chunk.
     """
     total = len(batch)
+    if progress is not None and total:
+        progress(0, total)
     size = max(1, int(size))
     parts: list[Attribution] = []
     start = 0
@@ -53,4 +63,6 @@ def explain_chunks(
             )
             continue
         start = stop
+        if progress is not None:
+            progress(start, total)
     return parts, size

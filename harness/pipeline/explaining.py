@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -145,7 +146,10 @@ def attribute(
     size = ctx.spec.explain.batch_size
 
     def compute() -> Computed:
-        parts, _ = explain_chunks(trained.model, explainer, eset.batch, eset.targets, size)
+        rows = partial(ctx.progress.substep, unit="rows")
+        parts, _ = explain_chunks(
+            trained.model, explainer, eset.batch, eset.targets, size, progress=rows
+        )
         out = _concat(parts) if parts else Attribution(pixels=torch.zeros(0))
         tensors = {
             k: v for k, v in (("pixels", out.pixels), ("tokens", out.tokens)) if v is not None

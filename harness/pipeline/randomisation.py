@@ -7,6 +7,7 @@ any trained checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -75,9 +76,8 @@ def attach_label_randomised(ctx: RunContext, trained: Trained) -> Model:
     permuted = PermutedLabels(base=trained.dataset, ids=trained.splits["train"], seed=key_seed(key))
 
     def fit() -> Computed:
-        twin.fit(
-            permuted, trained.splits["train"], FitContext(device=ctx.device, seed=ctx.spec.seed)
-        )
+        steps = partial(ctx.progress.substep, unit="steps")
+        twin.fit(permuted, trained.splits["train"], FitContext(ctx.device, ctx.spec.seed, steps))
         return twin.state_dict(), None
 
     state, _, _ = cached(ctx, key, f"training {trained.mkey} on permuted labels", fit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -91,7 +92,8 @@ def train(ctx: RunContext, dkey: str, mkey: str) -> Trained:
     ctx.progress.stage(f"training {mkey} on {dkey}")
 
     def fit() -> Computed:
-        model.fit(dataset, splits["train"], FitContext(device=ctx.device, seed=ctx.spec.seed))
+        steps = partial(ctx.progress.substep, unit="steps")
+        model.fit(dataset, splits["train"], FitContext(ctx.device, ctx.spec.seed, progress=steps))
         return model.state_dict(), None
 
     state, _, _ = cached(ctx, model_key, f"training {mkey}", fit)
