@@ -31,7 +31,7 @@ import pytest
 import torch
 
 import harness
-from harness.metrics.robustness.sensitivity import explain_chunk
+from harness.chunking import explain_chunk
 
 quantus = pytest.importorskip("quantus")
 

@@ -10,11 +10,8 @@ import torch
 from _toys_a import InputXGradient, ModuleModel, blob_batch, explained_case, single_thread
 
 import harness
-from harness.metrics.robustness.sensitivity import (
-    drawn_relative_changes,
-    explain_chunk,
-    relative_changes,
-)
+from harness.chunking import explain_chunk
+from harness.metrics.robustness.sensitivity import drawn_relative_changes, relative_changes
 
 quantus = pytest.importorskip("quantus")
 

@@ -7,8 +7,8 @@ import torch
 from torch import Tensor
 
 import harness
+from harness.chunking import explain_chunk
 from harness.contracts import Attribution, Batch, Explainer, Model
-from harness.metrics.robustness import sensitivity
 from harness.metrics.sanity import _common
 
 SIZE = 128  # 1 x 128 x 128 inputs: explain_chunk's CPU budget of 2**17 values gives 8 rows
@@ -64,5 +64,5 @@ def test_calls_stay_within_the_chunk_and_values_equal_one_call(
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
 
 
-def test_the_chunk_is_sensitivity_s_adaptive_size() -> None:
-    assert sensitivity.explain_chunk(torch.device("cpu"), (1, SIZE, SIZE), 20) == 7
+def test_the_chunk_is_the_adaptive_explain_chunk() -> None:
+    assert explain_chunk(torch.device("cpu"), (1, SIZE, SIZE), 20) == 7

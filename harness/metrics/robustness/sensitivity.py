@@ -12,7 +12,6 @@ similar sensitivity is not, which ``notes["run_agreement"]`` reports per cell.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
-from harness.chunking import explain_chunks
+from harness.chunking import explain_chunk, explain_chunks
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need
 from harness.draws import base_seed, row_seeds, uniform_rows
@@ -37,23 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _YEH = "Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019"
-
-
-def explain_chunk(device: torch.device, shape: tuple[int, ...], total: int) -> int:
-    """Rows per explainer call for ``total`` perturbed inputs of ``shape`` (adaptive default).
-
-    At most 2**17 input values per call on CPU (2**22 on other devices, at most
-    1024 rows), split evenly over the calls. Explaining keeps the activations
-    for the backward pass, so the budget is half the engine's forward chunk:
-    measured with input x gradient on this CPU at 1 thread, 256 rows of a
-    LeNet-sized CNN at 32 x 32 took 23 ms in calls of 64 or 128 rows and 30 ms
-    in one call, while a two-convolution CNN at 28 x 28 (activations that fit
-    the cache) was fastest in calls of 128-256.
-    """
-    budget = 2**17 if device.type == "cpu" else 2**22
-    most = max(1, min(1024, budget // max(1, math.prod(shape))))
-    calls = -(-max(1, total) // most)
-    return -(-max(1, total) // calls)
 
 
 Noise = Callable[[int, int], Tensor]

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from harness.chunking import explain_chunks
+from harness.chunking import explain_chunk, explain_chunks
 from harness.contracts.metric import ExplanationMetric, Scores
 from harness.contracts.tags import MetricTags
 from harness.errors import CapabilityError, PluginError
 from harness.metrics._correlation import spearman_rows
 from harness.metrics._params import choice, flag, integer
 from harness.metrics._tokens import feature_tags as token_feature_tags
-from harness.metrics.robustness.sensitivity import explain_chunk
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -59,7 +58,7 @@ def reexplain(
 ) -> Tensor | None:
     """Explain ``batch`` for ``targets`` again and return the maps' features (``over``).
 
-    A few rows per explainer call (:func:`~harness.metrics.robustness.sensitivity.explain_chunk`
+    A few rows per explainer call (:func:`~harness.chunking.explain_chunk`
     rows, halved after an out-of-memory error), so memory holds one call's
     activations, never the whole explain set's; None when a call gives no ``over``.
     """
