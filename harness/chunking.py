@@ -1,10 +1,10 @@
 """Explain a batch a chunk of rows at a time, halving the chunk after an out-of-memory error.
 
 Shared by the pipeline's explain stage (the spec's ``explain.batch_size``) and
-the metrics that explain again (robustness's perturbed copies, the sanity
-checks' randomised models and other classes, :func:`explain_chunk` rows per call): a model or an
-explainer that does not fit at the asked size on the device finishes at a
-smaller one instead of failing its cell.
+the metrics that explain again, :func:`explain_chunk` rows per call
+(robustness's perturbed copies, the sanity checks' randomised models and other
+classes): a model or an explainer that does not fit at the asked size on the
+device finishes at a smaller one instead of failing its cell.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def explain_chunk(device: torch.device, shape: tuple[int, ...], total: int) -> int:
-    """Rows per explainer call for ``total`` perturbed inputs of ``shape`` (adaptive default).
+    """Rows per explainer call for ``total`` inputs of ``shape`` explained again (adaptive default).
 
     At most 2**17 input values per call on CPU (2**22 on other devices, at most
     1024 rows), split evenly over the calls. Explaining keeps the activations
