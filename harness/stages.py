@@ -9,10 +9,11 @@ moment leaves either a complete artefact or none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,31 @@ def stage_key(
     return sha256_of(content)[:32]
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    Readers see the old file or the new one, never half of it; when ``write`` or
+    the rename fails (full disk, Ctrl-C) the temporary file is removed and the
+    error raised again.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save_tensors(tensors: Mapping[str, Tensor]) -> Callable[[Path], None]:
+    """Return a writer of ``tensors`` (through a Python file, so a full disk raises OSError)."""
+
+    def write(path: Path) -> None:
+        with path.open("wb") as f:
+            torch.save(dict(tensors), f)
+
+    return write
 
 
 class ArtefactCache:
@@ -63,16 +85,32 @@ class ArtefactCache:
     def _sidecar(self, key: str) -> Path:
         return self._dir(key) / f"{key}.json"
 
+    def _write(self, path: Path, write: Callable[[Path], object]) -> None:
+        """Write one file of a stage atomically; an OSError becomes a StoreError naming it."""
+        try:
+            atomic_write(path, write)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write stage artefact {path}: {exc.strerror or exc} - expected a "
+                f"writable stage cache with free space in {self.root}; free some space (or pass "
+                "--cache-dir) and rerun the same command to resume"
+            ) from exc
+
     def has(self, key: str) -> bool:
         """Return True when the stage ``key`` completed earlier."""
         return self._sidecar(key).exists()
 
     def meta(self, key: str) -> dict[str, Any]:
         """Return the sidecar metadata of a completed stage."""
+        path = self._sidecar(key)
         try:
-            data: dict[str, Any] = json.loads(self._sidecar(key).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{self._sidecar(key)}: unreadable stage sidecar: {exc}") from exc
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+            raise StoreError(f"{path}: unreadable stage sidecar: {exc}") from exc
+        if not isinstance(data, dict):
+            raise StoreError(
+                f"{path}: unreadable stage sidecar - expected a JSON object, got {type(data).__name__}"
+            )
         return data
 
     def save(
@@ -83,17 +121,28 @@ class ArtefactCache:
         data: Any = None,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store tensors and/or JSON data for ``key``; the sidecar is written last."""
+        """Store tensors and/or JSON data for ``key``; the sidecar is written last.
+
+        Raises
+        ------
+        StoreError
+            When a file cannot be written (full disk, no permission); nothing partial is left.
+        """
         folder = self._dir(key)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{folder}: cannot create the stage cache folder: {exc.strerror or exc}"
+            ) from exc
         if tensors is not None:
             cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-            _atomic_write(folder / f"{key}.pt", lambda p: torch.save(cpu, p))
+            self._write(folder / f"{key}.pt", _save_tensors(cpu))
         if data is not None:
             text = canonical_json(data)
-            _atomic_write(folder / f"{key}.data.json", lambda p: p.write_text(text))
+            self._write(folder / f"{key}.data.json", lambda p: p.write_text(text))
         side = canonical_json({"key": key, **dict(meta or {})})
-        _atomic_write(self._sidecar(key), lambda p: p.write_text(side))
+        self._write(self._sidecar(key), lambda p: p.write_text(side))
 
     def load_tensors(self, key: str) -> dict[str, Tensor]:
         """Load the tensors of a completed stage (weights_only, never pickle)."""
@@ -109,10 +158,15 @@ class ArtefactCache:
         path = self._dir(key) / f"{key}.data.json"
         try:
             return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
             raise StoreError(f"{path}: cannot load cached data: {exc}") from exc
 
     def drop(self, key: str) -> None:
-        """Forget a stage (``--force``)."""
-        for path in self._dir(key).glob(f"{key}*"):
+        """Forget a stage (``--force``, or an entry that cannot be read).
+
+        The sidecar goes first: a stage is complete exactly when its sidecar exists,
+        so a drop interrupted half-way leaves an incomplete stage, never a broken one.
+        """
+        self._sidecar(key).unlink(missing_ok=True)
+        for path in self._dir(key).glob(f"{key}.*"):
             path.unlink(missing_ok=True)

@@ -8,15 +8,20 @@ killed run keeps exactly the cells it finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from harness.errors import StoreError
+from harness.store_readonly import open_readonly
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "results.sqlite"
 
@@ -54,6 +59,9 @@ CREATE TABLE IF NOT EXISTS comparisons (
     PRIMARY KEY (run_id, dataset, model, metric, explainer_a, explainer_b)
 );
 """
+
+# columns added to stores after their tables were first written: (table, "name TYPE")
+MIGRATED = (("runs", "confidence REAL"), ("results", "traceback TEXT"))
 
 
 @dataclass
@@ -104,19 +112,37 @@ class ResultSink(Protocol):
 
 
 class Store:
-    """Transactional access to ``results.sqlite``."""
+    """Transactional access to ``results.sqlite``.
 
-    def __init__(self, path: Path) -> None:
+    ``readonly=True`` opens an existing store without ever writing to it (no
+    schema, no migration, no journal mode change), for ``harness report``; a
+    store written before a column existed reads that column as NULL.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self.conn = open_readonly(self.path, SCHEMA, MIGRATED)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(SCHEMA)
-            self._add_column("runs", "confidence REAL")  # stores written before runs recorded it
-            self._add_column("results", "traceback TEXT")  # ... or before cells kept tracebacks
+            for table, column in MIGRATED:  # stores written before these columns existed
+                self._add_column(table, column)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the results store: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One transaction; an SQLite error becomes a StoreError naming the store and ``what``."""
+        try:
+            with self.conn:
+                yield self.conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
 
     def _add_column(self, table: str, column: str) -> None:
         """Add ``column`` ("name TYPE") to ``table`` of a store created before it existed."""
@@ -130,8 +156,8 @@ class Store:
 
     def start_run(self, meta: Mapping[str, Any]) -> int:
         """Record a new run and return its id."""
-        with self.conn:
-            cur = self.conn.execute(
+        with self._writing("record a new run") as conn:
+            cur = conn.execute(
                 "INSERT INTO runs (benchmark, spec_file, spec_hash, started, harness_version,"
                 " git_hash, device, status, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
                 (
@@ -149,8 +175,8 @@ class Store:
 
     def finish_run(self, run_id: int, status: str) -> None:
         """Mark a run finished with ``status``."""
-        with self.conn:
-            self.conn.execute(
+        with self._writing(f"mark run {run_id} finished") as conn:
+            conn.execute(
                 "UPDATE runs SET finished = ?, status = ? WHERE run_id = ?",
                 (time.time(), status, run_id),
             )
@@ -172,30 +198,30 @@ class Store:
         cell = (run_id, row.dataset, row.model, row.explainer, row.metric)
         cols = ", ".join(["run_id", *data])
         marks = ", ".join("?" * (len(data) + 1))
-        with self.conn:
-            self.conn.execute(
+        with self._writing(f"write the result of cell {'/'.join(cell[1:])}") as conn:
+            conn.execute(
                 f"INSERT OR REPLACE INTO results ({cols}) VALUES ({marks})",
                 (run_id, *data.values()),
             )
-            self.conn.execute(
+            conn.execute(
                 "DELETE FROM sample_scores WHERE run_id=? AND dataset=? AND model=? AND explainer=? AND metric=?",
                 cell,
             )
-            self.conn.executemany(
+            conn.executemany(
                 "INSERT OR REPLACE INTO sample_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*cell, sid, int(t), float(v)) for sid, t, v in samples],
             )
             for name, value in (curves or {}).items():
-                self.conn.execute(
+                conn.execute(
                     "INSERT OR REPLACE INTO curves VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (*cell, name, json.dumps(value)),
                 )
 
     def write_comparisons(self, run_id: int, rows: Sequence[tuple[Any, ...]]) -> None:
         """Replace the paired comparisons of a run."""
-        with self.conn:
-            self.conn.execute("DELETE FROM comparisons WHERE run_id = ?", (run_id,))
-            self.conn.executemany(
+        with self._writing(f"write the comparisons of run {run_id}") as conn:
+            conn.execute("DELETE FROM comparisons WHERE run_id = ?", (run_id,))
+            conn.executemany(
                 "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, *r) for r in rows],
             )
@@ -204,8 +230,8 @@ class Store:
         self, run_id: int, cell: tuple[str, str, str], items: Sequence[tuple[str, int, str, str]]
     ) -> None:
         """Store (sample id, target, input PNG, overlay PNG) thumbnails of one explainer."""
-        with self.conn:
-            self.conn.executemany(
+        with self._writing(f"write the gallery of {'/'.join(cell)}") as conn:
+            conn.executemany(
                 "INSERT OR REPLACE INTO gallery VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, *cell, sid, int(t), img, ov) for sid, t, img, ov in items],
             )
@@ -221,17 +247,19 @@ class Store:
             When the store holds no such run.
         """
         where = f" WHERE status IN {FINISHED}" if finished else ""
-        cur = self.conn.execute(f"SELECT * FROM runs{where} ORDER BY run_id DESC LIMIT 1")
-        row = cur.fetchone()
-        if row is None:
+        rows = self.query(f"SELECT * FROM runs{where} ORDER BY run_id DESC LIMIT 1")
+        if not rows:
             which = "finished run" if finished else "run"
             raise StoreError(
                 f"{self.path}: the store holds no {which} yet; run `harness run SPEC` first"
             )
-        return dict(zip([d[0] for d in cur.description], row, strict=True))
+        return rows[0]
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a read query and return rows as dicts."""
-        cur = self.conn.execute(sql, tuple(params))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        try:
+            cur = self.conn.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the results store: {exc}") from exc

@@ -30,7 +30,7 @@ def execute(args: argparse.Namespace) -> int:
         raise StoreError(
             f"{db}: no results store here; expected the output folder of `harness run`"
         )
-    store = Store(db)
+    store = Store(db, readonly=True)  # never writes: works on a read-only copy
     try:
         if args.tracebacks:
             print(failure_text(store, report_run(store)["run_id"]), end="")

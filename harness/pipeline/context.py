@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harness.errors import CapabilityError, ContractViolation
+from harness.errors import CapabilityError, ContractViolation, StoreError
 from harness.planner import NO_EXPLAINER, Cell, Plugins
 from harness.progress import ProgressSink
 from harness.spec import Spec
@@ -67,17 +67,24 @@ def cached(
     """Return a stage's tensors, data and compute seconds, computing it only once.
 
     The random generators are seeded with ``seed`` before computing (default:
-    derived from ``key``).
+    derived from ``key``). A cache entry that cannot be read (a truncated file,
+    a sidecar without its artefact) is dropped with one warning and recomputed.
     """
     if ctx.force and key not in ctx.forced:
         ctx.cache.drop(key)
         ctx.forced.add(key)
     if ctx.cache.has(key):
-        meta = ctx.cache.meta(key)
-        tensors = ctx.cache.load_tensors(key) if meta.get("tensors") else {}
-        data = ctx.cache.load_data(key) if meta.get("data") else None
-        log.debug("cache hit %s (%s)", what, key)
-        return tensors, data, float(meta.get("seconds", 0.0))
+        try:
+            meta = ctx.cache.meta(key)
+            tensors = ctx.cache.load_tensors(key) if meta.get("tensors") else {}
+            data = ctx.cache.load_data(key) if meta.get("data") else None
+            seconds = float(meta.get("seconds", 0.0))
+        except (StoreError, TypeError, ValueError) as exc:
+            log.warning("stage cache entry of %s is unreadable, recomputing it: %s", what, exc)
+            ctx.cache.drop(key)
+        else:
+            log.debug("cache hit %s (%s)", what, key)
+            return tensors, data, seconds
     seed_everything(key_seed(key) if seed is None else seed)
     start = time.perf_counter()
     computed, data = compute()
@@ -173,8 +180,13 @@ def fail_cells(ctx: RunContext, cells: Sequence[Cell], exc: BaseException, stage
     """Record ``cells`` as failed because ``stage`` raised ``exc``.
 
     A :class:`CapabilityError` (the plugin cannot handle this model or data)
-    marks the cells skipped with its message instead.
+    marks the cells skipped with its message instead. A :class:`StoreError`
+    (the stage cache or the store cannot be written, e.g. a full disk) is no
+    fault of the cells: it is raised again and stops the run, which stays
+    resumable.
     """
+    if isinstance(exc, StoreError):
+        raise exc
     if isinstance(exc, CapabilityError):
         for cell in cells:
             skip_cell(ctx, cell, str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ def _started(run: dict[str, Any]) -> str:
 def report_run(store: Store) -> dict[str, Any]:
     """Return the run to report: the latest finished one, else the latest (incomplete) run.
 
-    A newer run that did not finish (Ctrl-C during ``harness run``) is named in a warning
-    instead of replacing a complete leaderboard with its partial results.
+    A newer run that has not finished (still going, or stopped by Ctrl-C) is named in a
+    warning instead of replacing a complete leaderboard with its partial results.
     """
     latest = store.latest_run()
     if latest["status"] in FINISHED:
@@ -50,16 +51,17 @@ def report_run(store: Store) -> dict[str, Any]:
         run = store.latest_run(finished=True)
     except StoreError:
         log.warning(
-            "run %s (started %s) did not finish and the store holds no finished run; reporting "
-            "its partial results marked incomplete. Rerun the same `harness run` command to "
-            "resume it.",
+            "run %s (started %s) has not finished (still running, or interrupted: rerun the "
+            "same `harness run` command to resume it) and the store holds no finished run; "
+            "reporting its partial results marked incomplete.",
             latest["run_id"],
             _started(latest),
         )
         return latest
     log.warning(
-        "run %s (started %s) did not finish; reporting the latest finished run %s (started %s) "
-        "instead. Rerun the same `harness run` command to resume it.",
+        "run %s (started %s) has not finished (still running, or interrupted: rerun the same "
+        "`harness run` command to resume it); reporting the latest finished run %s "
+        "(started %s) instead.",
         latest["run_id"],
         _started(latest),
         run["run_id"],
@@ -68,8 +70,24 @@ def report_run(store: Store) -> dict[str, Any]:
     return run
 
 
+def _write(path: Path, write: Callable[[Path], Path]) -> Path:
+    """Write one report file; an OSError becomes a StoreError naming the file."""
+    try:
+        return write(path)
+    except OSError as exc:
+        raise StoreError(
+            f"{path}: cannot write the report: {exc.strerror or exc} - expected a writable "
+            "file path in a folder with free space"
+        ) from exc
+
+
 def write_reports(store: Store, out: Path) -> list[Path]:
-    """Write leaderboard.md, .csv, .html, results.json and comparisons.csv of the latest finished run."""
+    """Write leaderboard.md, .csv, .html, results.json and comparisons.csv of the latest finished run.
+
+    Each file is replaced atomically. A file that cannot be written raises a
+    :class:`StoreError` naming it (the results stay in the store: ``harness report``
+    rewrites the files).
+    """
     run = report_run(store)
     frame = results_frame(store, run["run_id"])
     comps = comparisons_frame(store, run["run_id"])
@@ -91,19 +109,25 @@ def write_reports(store: Store, out: Path) -> list[Path]:
     confidence = run.get("confidence") or 0.95  # stores written before runs recorded it
     level = f"{100 * confidence:g}%"
     title = run["benchmark"] or ""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"{out}: cannot create the report folder: {exc.strerror or exc} - expected a "
+            "writable folder path"
+        ) from exc
     return [
-        write_markdown(frame, comps, out / "leaderboard.md", title, meta, level=level),
-        write_csv(frame, out / "leaderboard.csv"),
-        write_json(frame, out / "results.json"),
-        write_html(
-            frame,
-            gallery,
+        _write(
+            out / "leaderboard.md",
+            lambda p: write_markdown(frame, comps, p, title, meta, level=level),
+        ),
+        _write(out / "leaderboard.csv", lambda p: write_csv(frame, p)),
+        _write(out / "results.json", lambda p: write_json(frame, p)),
+        _write(
             out / "leaderboard.html",
-            title,
-            comparisons=comps,
-            level=level,
-            status=status,
-        ),  # fmt: skip
-        write_comparisons_csv(comps, out / "comparisons.csv"),
+            lambda p: write_html(
+                frame, gallery, p, title, comparisons=comps, level=level, status=status
+            ),
+        ),
+        _write(out / "comparisons.csv", lambda p: write_comparisons_csv(comps, p)),
     ]

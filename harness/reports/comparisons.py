@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.stages import atomic_write
 from harness.stats import ALPHA
 
 COLUMNS = [
@@ -55,5 +56,5 @@ def write_comparisons_csv(comps: pd.DataFrame, path: Path) -> Path:
     flat = pd.DataFrame(columns=COLUMNS) if comps.empty else comps.copy()
     if not comps.empty:
         flat["significant"] = flat["p_adjusted"] < ALPHA
-    flat[COLUMNS].to_csv(path, index=False, float_format="%.6g")
+    atomic_write(path, lambda p: flat[COLUMNS].to_csv(p, index=False, float_format="%.6g"))
     return path

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.reports.tables import RECORD_COLUMNS
+from harness.stages import atomic_write
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -15,5 +16,5 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     flat = frame[RECORD_COLUMNS].copy()
     for col in ("notes", "plugins"):
         flat[col] = flat[col].map(lambda d: "" if not d else json.dumps(d, sort_keys=True))
-    flat.to_csv(path, index=False, float_format="%.6g")
+    atomic_write(path, lambda p: flat.to_csv(p, index=False, float_format="%.6g"))
     return path

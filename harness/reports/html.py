@@ -23,6 +23,7 @@ from harness.planner import NO_EXPLAINER
 from harness.reports.comparisons import summary
 from harness.reports.flags import best_explainers, explanation_flags
 from harness.reports.tables import run_agreement
+from harness.stages import atomic_write
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
@@ -217,5 +218,5 @@ def write_html(
 ) -> Path:
     """Write ``leaderboard.html``; a non-empty ``status`` marks an unfinished run."""
     page = render_html(frame, gallery, title, comparisons=comparisons, level=level, status=status)
-    path.write_text(page)
+    atomic_write(path, lambda p: p.write_text(page, encoding="utf-8"))
     return path

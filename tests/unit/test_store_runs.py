@@ -75,8 +75,8 @@ def test_reports_keep_the_finished_run_and_name_the_interrupted_one(
     assert "Cells: 7 ok, 0 skipped, 0 failed." in md and INCOMPLETE not in md
     assert len(json.loads((tmp_path / "results.json").read_text())) == 7
     warning = caplog.text
-    assert f"run {partial} (started " in warning and "did not finish" in warning
-    assert "Rerun the same `harness run` command to resume it" in warning
+    assert f"run {partial} (started " in warning and "has not finished" in warning
+    assert "rerun the same `harness run` command to resume it" in warning
 
 
 def test_a_store_with_only_an_interrupted_run_is_reported_as_incomplete(
@@ -91,7 +91,7 @@ def test_a_store_with_only_an_interrupted_run_is_reported_as_incomplete(
     assert f"status: `{INCOMPLETE}`" in md.splitlines()[3]  # the meta line
     assert "Cells: 3 ok" in md
     assert INCOMPLETE in (tmp_path / "leaderboard.html").read_text()
-    assert f"run {run} (started " in caplog.text and "did not finish" in caplog.text
+    assert f"run {run} (started " in caplog.text and "has not finished" in caplog.text
 
 
 def test_tracebacks_are_stored_but_stay_out_of_the_reports(
