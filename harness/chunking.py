@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from harness.metrics._engine import is_oom, release_cached_memory
+from harness.substeps import report_substep
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -56,10 +57,12 @@ def explain_chunks(
 
     The parts cover the rows in order. An out-of-memory error at one row per
     call, or any other error, propagates. ``progress(done, total)`` is called
-    with 0 rows first and after every explained chunk.
+    with 0 rows first and after every explained chunk (default:
+    :func:`harness.substeps.report_substep`, which a metric's caller may route).
     """
+    progress = progress or report_substep
     total = len(batch)
-    if progress is not None and total:
+    if total:
         progress(0, total)
     size = max(1, int(size))
     parts: list[Attribution] = []
@@ -82,6 +85,5 @@ def explain_chunks(
             )
             continue
         start = stop
-        if progress is not None:
-            progress(start, total)
+        progress(start, total)
     return parts, size

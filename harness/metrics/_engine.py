@@ -46,6 +46,7 @@ from harness.metrics._engine_cache import (
     weights_pinned,
 )
 from harness.metrics._engine_graph import fast_forward, plain_module
+from harness.substeps import report_substep
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +341,7 @@ def _run_chunks(
                 continue
             parts.append(reduce(logits.float(), rows))
             start = stop
+            report_substep(start, total)
     return torch.cat(parts)
 
 

@@ -37,6 +37,7 @@ from harness.planner import Cell
 from harness.spec.schema import ExplainSpec
 from harness.stages import stage_key
 from harness.stats import bootstrap_mean, bootstrap_statistic
+from harness.substeps import reporting
 
 GALLERY_ROWS = 4
 GALLERY_TOKENS = 80
@@ -282,7 +283,8 @@ def score_explanation(
     def compute() -> Computed:
         if Need.LABEL_RANDOMISED_MODEL in metric.get_tags().needs:
             attach_label_randomised(ctx, trained)
-        scores = metric.evaluate(trained.model, batch, targets, attr, explainer=explainer)
+        with reporting(partial(ctx.progress.substep, unit="inputs evaluated")):
+            scores = metric.evaluate(trained.model, batch, targets, attr, explainer=explainer)
         curves = {f"curve:{k}": v for k, v in scores.curves.items()}
         return {"values": scores.values, **curves}, {"notes": dict(scores.notes)}
 

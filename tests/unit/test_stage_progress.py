@@ -18,8 +18,12 @@ from rich.console import Console
 from harness import runner
 from harness.chunking import explain_chunks
 from harness.contracts import Attribution, Batch
+from harness.metrics.faithfulness.pixel_flipping import PixelFlipping
+from harness.metrics.sanity.random_logit import RandomLogit
+from harness.plugin_manager import registries_with
 from harness.progress import NullProgress, RichProgress
 from harness.runner import RunOptions, run_benchmark
+from harness.substeps import report_substep, reporting
 
 SPEC = textwrap.dedent("""
     benchmark: toy
@@ -96,6 +100,38 @@ def test_a_run_reports_training_steps_and_explained_rows(
     # a second run hits the cache: stages are shown, nothing is recomputed or reported
     run_benchmark(RunOptions(spec_path=spec, output=tmp_path / "out"), toy_registries())
     assert not [c for c in Recording.made[-1].calls if c[0] == "substep"]
+
+
+def test_a_metric_reports_the_inputs_it_has_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "toy.yaml"
+    spec.write_text(
+        SPEC.replace("metrics: [toy.mass]", "metrics: [{name: faithfulness.pixel_flipping, "
+        "params: {steps: 8}}, {name: sanity.random_logit, params: {similarity: spearman}}]")
+    )  # fmt: skip
+    Recording.made.clear()
+    monkeypatch.setattr(runner, "RichProgress", Recording)
+    plugins = registries_with(
+        {
+            "datasets": [ToyImages],
+            "models": [TinyCNN],
+            "explainers": [Gradient],
+            "metrics": [PixelFlipping, RandomLogit],
+        }
+    )
+    summary = run_benchmark(RunOptions(spec_path=spec, output=tmp_path / "out"), plugins)
+    assert summary.failed == 0 and summary.ok == 2
+    (sink,) = Recording.made
+    flipped = sink.steps_of("faithfulness.pixel_flipping of")
+    # 5 explained rows, each unperturbed and after 8 steps: 45 images through the engine
+    assert flipped and flipped[-1] == ("inputs evaluated", 45, 45)
+    _increasing_to_total(flipped)
+    # the sanity check re-explains the 5 rows for another class
+    assert sink.steps_of("sanity.random_logit of")[-1] == ("inputs evaluated", 5, 5)
+    with reporting(lambda done, total: pytest.fail("a finished block reports nothing")):
+        pass
+    report_substep(1, 2)  # outside a block: nothing to report to, and no error
 
 
 class RunsOutOfMemory(Gradient):

@@ -1,0 +1,34 @@
+"""Progress of the work inside a stage, reported from code deep below the pipeline.
+
+The metric engine's chunk loop and the re-explaining metrics report how many
+inputs they have evaluated; the pipeline routes those reports to its progress
+bar for the metric being scored (:func:`reporting`). Outside such a block
+(library use, ``harness.score``) a report costs one context-variable lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+Report = Callable[[int, int], None]
+
+_REPORT: ContextVar[Report | None] = ContextVar("harness_substep_report", default=None)
+
+
+@contextmanager
+def reporting(report: Report) -> Iterator[None]:
+    """Send every :func:`report_substep` inside the block to ``report(done, total)``."""
+    token = _REPORT.set(report)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
+
+
+def report_substep(done: int, total: int) -> None:
+    """Report that ``done`` of ``total`` inputs of the current piece of work are evaluated."""
+    report = _REPORT.get()
+    if report is not None:
+        report(done, total)
