@@ -194,7 +194,7 @@ class RichProgress:
             self._emit(self._status(now), now)
 
     def _beat(self) -> None:
-        while not self._stop.wait(min(1.0, self._log_every / 4)):
+        while not self._stop.wait(min(1.0, max(0.05, self._log_every / 4))):
             self.heartbeat()
 
     def _status(self, now: float) -> str:

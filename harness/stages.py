@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     the rename fails (full disk, Ctrl-C) the temporary file is removed and the
     error raised again.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # unique per process and call: workers on other hosts may share the folder (and a pid)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -19,6 +19,9 @@ from harness.errors import StoreError
 
 log = logging.getLogger(__name__)
 
+# what SQLite says when mode=ro cannot create a WAL store's index (a read-only folder)
+_NO_WAL_INDEX = ("unable to open", "readonly", "read-only")
+
 NOT_A_STORE = "not a results store - expected the results.sqlite written by `harness run`"
 
 
@@ -51,6 +54,8 @@ def open_readonly(
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc):
             raise StoreError(f"{path}: {NOT_A_STORE}, got {exc}") from exc
+        if not any(text in str(exc) for text in _NO_WAL_INDEX):  # e.g. "database is locked"
+            raise StoreError(f"{path}: cannot open the results store read-only: {exc}") from exc
         try:  # a read-only folder where the WAL index cannot be created
             conn, tables = _connect(path, "immutable=1")
         except sqlite3.Error as again:

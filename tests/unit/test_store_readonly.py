@@ -178,3 +178,20 @@ def test_a_folder_where_mode_ro_fails_is_read_as_immutable(
     write_reports(store, tmp_path / "reports")
     store.close()
     assert _snapshot(db) == before
+
+
+def test_a_locked_store_is_not_read_as_immutable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a folder where the WAL index cannot be made falls back; a lock is an error."""
+    db = _store(tmp_path)
+    flags: list[str] = []
+
+    def locked(path: Path, flag: str) -> tuple[sqlite3.Connection, set[str]]:
+        flags.append(flag)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store_readonly, "_connect", locked)
+    with pytest.raises(StoreError, match="cannot open the results store read-only: database is"):
+        Store(db, readonly=True)
+    assert flags == ["mode=ro"]
