@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
@@ -20,7 +19,7 @@ import torch
 from harness import __version__
 from harness.contracts import DatasetInfo, MetricKind
 from harness.device import resolve_device
-from harness.errors import PluginError, StoreError
+from harness.errors import PluginError
 from harness.executors import RemoteRun, get_executor
 from harness.pipeline import RunContext, record
 from harness.planner import NO_EXPLAINER, Cell, Plan, Plugins, plan
@@ -28,7 +27,7 @@ from harness.plugin_manager import Registries, get_registries
 from harness.progress import NullProgress, ProgressSink, RichProgress
 from harness.reports import write_reports
 from harness.spec import Spec, load_spec
-from harness.stages import ArtefactCache
+from harness.stages import ArtefactCache, prepare_folder
 from harness.stats import paired_tests
 from harness.store import DB_NAME, ResultRow, Store
 
@@ -76,26 +75,6 @@ def _git_hash() -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def prepare_folder(path: Path, option: str) -> None:
-    """Create the folder ``path`` (given by ``option``) or raise one StoreError saying why.
-
-    Run up front, so an output or cache folder under a file, on a read-only
-    file system or without write permission stops the run before any work.
-    """
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(
-            f"{option}: {path}: cannot create the folder ({exc.strerror or exc}) "
-            "- expected a writable folder path, got one that cannot be created"
-        ) from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise StoreError(
-            f"{option}: {path}: the folder is not writable - expected a writable folder, "
-            "got one without write permission"
-        )
 
 
 def _device(options: RunOptions, spec: Spec) -> torch.device:

@@ -65,6 +65,26 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
+def prepare_folder(path: Path, option: str) -> None:
+    """Create the folder ``path`` (given by ``option``) or raise one StoreError saying why.
+
+    Run up front, so an output or cache folder under a file, on a read-only
+    file system or without write permission stops the run before any work.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"{option}: {path}: cannot create the folder ({exc.strerror or exc}) "
+            "- expected a writable folder path, got one that cannot be created"
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"{option}: {path}: the folder is not writable - expected a writable folder, "
+            "got one without write permission"
+        )
+
+
 def _save_tensors(tensors: Mapping[str, Tensor]) -> Callable[[Path], None]:
     """Return a writer of ``tensors`` (through a Python file, so a full disk raises OSError)."""
 

@@ -17,6 +17,7 @@ from harness.reports.html import write_html
 from harness.reports.json import write_json
 from harness.reports.markdown import render_markdown, write_markdown
 from harness.reports.tables import comparisons_frame, records, results_frame
+from harness.stages import prepare_folder
 from harness.store import FINISHED, Store
 
 __all__ = [
@@ -109,13 +110,7 @@ def write_reports(store: Store, out: Path) -> list[Path]:
     confidence = run.get("confidence") or 0.95  # stores written before runs recorded it
     level = f"{100 * confidence:g}%"
     title = run["benchmark"] or ""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(
-            f"{out}: cannot create the report folder: {exc.strerror or exc} - expected a "
-            "writable folder path"
-        ) from exc
+    prepare_folder(out, "report folder")
     return [
         _write(
             out / "leaderboard.md",

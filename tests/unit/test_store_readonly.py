@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _old_store import write_old_store
 
 from harness import store_readonly
 from harness.cli import main
@@ -92,27 +93,14 @@ def test_a_file_that_is_not_a_store_is_refused_and_kept(
 
 def test_an_old_store_is_read_without_migrating_it(tmp_path: Path) -> None:
     db = tmp_path / "results.sqlite"
-    with sqlite3.connect(db) as conn:  # before confidence, tracebacks, galleries, comparisons
-        conn.executescript(
-            """
-            CREATE TABLE runs (
-                run_id INTEGER PRIMARY KEY AUTOINCREMENT,
-                benchmark TEXT, spec_file TEXT, spec_hash TEXT, started REAL, finished REAL,
-                harness_version TEXT, git_hash TEXT, device TEXT, status TEXT
-            );
-            CREATE TABLE results (
-                run_id INTEGER, dataset TEXT, model TEXT, explainer TEXT, metric TEXT,
-                kind TEXT, status TEXT, value REAL, ci_low REAL, ci_high REAL, n INTEGER,
-                higher_is_better INTEGER, reason TEXT, error TEXT, seconds REAL, device TEXT,
-                plugins TEXT, spec_hash TEXT, notes TEXT, stage_key TEXT,
-                PRIMARY KEY (run_id, dataset, model, explainer, metric)
-            );
-            INSERT INTO runs (benchmark, status) VALUES ('old', 'failed');
-            INSERT INTO results (run_id, dataset, model, explainer, metric, kind, status, error)
-                VALUES (1, 'd', 'm', 'old', 'loc.mass', 'localisation', 'failed', 'KeyError: x');
-            """
-        )
-    conn.close()
+    write_old_store(
+        db,
+        """
+        INSERT INTO runs (benchmark, status) VALUES ('old', 'failed');
+        INSERT INTO results (run_id, dataset, model, explainer, metric, kind, status, error)
+            VALUES (1, 'd', 'm', 'old', 'loc.mass', 'localisation', 'failed', 'KeyError: x');
+        """,
+    )
     before = _snapshot(db)
     store = Store(db, readonly=True)
     assert store.latest_run()["confidence"] is None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
+from _old_store import write_old_store
 
 from harness.cli import main
 from harness.reports import INCOMPLETE, write_reports
@@ -129,27 +129,14 @@ def test_tracebacks_says_when_no_cell_failed(
 
 def test_a_store_with_the_old_schema_gains_the_traceback_column(tmp_path: Path) -> None:
     path = tmp_path / "results.sqlite"
-    with sqlite3.connect(path) as conn:  # the tables as written before tracebacks were kept
-        conn.executescript(
-            """
-            CREATE TABLE runs (
-                run_id INTEGER PRIMARY KEY AUTOINCREMENT,
-                benchmark TEXT, spec_file TEXT, spec_hash TEXT, started REAL, finished REAL,
-                harness_version TEXT, git_hash TEXT, device TEXT, status TEXT
-            );
-            CREATE TABLE results (
-                run_id INTEGER, dataset TEXT, model TEXT, explainer TEXT, metric TEXT,
-                kind TEXT, status TEXT, value REAL, ci_low REAL, ci_high REAL, n INTEGER,
-                higher_is_better INTEGER, reason TEXT, error TEXT, seconds REAL, device TEXT,
-                plugins TEXT, spec_hash TEXT, notes TEXT, stage_key TEXT,
-                PRIMARY KEY (run_id, dataset, model, explainer, metric)
-            );
-            INSERT INTO runs (benchmark, status) VALUES ('old', 'ok');
-            INSERT INTO results (run_id, dataset, model, explainer, metric, status, error)
-                VALUES (1, 'd', 'm', 'old', 'loc.mass', 'failed', 'explainer old: KeyError: x');
-            """
-        )
-    conn.close()
+    write_old_store(
+        path,
+        """
+        INSERT INTO runs (benchmark, status) VALUES ('old', 'ok');
+        INSERT INTO results (run_id, dataset, model, explainer, metric, status, error)
+            VALUES (1, 'd', 'm', 'old', 'loc.mass', 'failed', 'explainer old: KeyError: x');
+        """,
+    )
     store = Store(path)
     _cells(store, 1, 1, failed="Traceback ...\nValueError: new\n")
     rows = store.query("SELECT explainer, traceback FROM results ORDER BY explainer")
