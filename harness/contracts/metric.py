@@ -9,10 +9,11 @@ aggregates them (mean, bootstrap interval, paired tests) in ``harness.stats``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, final
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -67,6 +68,23 @@ class ClassificationMetric(Metric, abc.ABC):
     @abc.abstractmethod
     def _compute(self, labels: Tensor, probs: Tensor, task: Task) -> float:
         """Return the score on CPU tensors."""
+
+    def resample_statistic(
+        self, labels: Tensor, probs: Tensor, task: Task
+    ) -> Callable[[np.ndarray], float]:
+        """Return the statistic the bootstrap evaluates on row indices of this split.
+
+        The default is :meth:`compute` on those rows. A metric whose value covers a
+        part of the labels that depends on the rows (e.g. the mean AUROC over the
+        labels with both classes) fixes that part from the whole split here, so every
+        resample measures the same quantity as the reported value.
+        """
+
+        def statistic(rows: np.ndarray) -> float:
+            index = torch.as_tensor(rows)
+            return self.compute(labels[index], probs[index], task)
+
+        return statistic
 
 
 class GenerationMetric(Metric, abc.ABC):

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -135,10 +134,7 @@ def score_classification(ctx: RunContext, trained: Trained, cell: Cell) -> None:
     task = trained.model.task
 
     def compute() -> Computed:
-        def stat(idx: np.ndarray) -> float:
-            t = torch.as_tensor(idx)
-            return metric.compute(trained.labels[t], trained.probs[t], task)
-
+        stat = metric.resample_statistic(trained.labels, trained.probs, task)
         s = bootstrap_statistic(
             len(trained.ids), stat, n_boot=boot.n, confidence=boot.confidence, seed=key_seed(key)
         )

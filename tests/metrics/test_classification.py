@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 import harness
 from harness.contracts.tags import Task
 from harness.errors import DataError
+from harness.stats import bootstrap_statistic
 
 
 def _mc_case(seed: int = 0, n: int = 60, k: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,6 +126,37 @@ def test_auroc_multilabel_per_label_and_mean() -> None:
     assert auroc.compute(labels, probs, Task.MULTILABEL) == pytest.approx(0.875)
     with pytest.raises(DataError, match="undefined"):
         harness.get_metric("classification.auroc", label=2).compute(labels, probs, Task.MULTILABEL)
+
+
+def test_auroc_interval_averages_the_labels_of_the_reported_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A resample losing a rare label's only positive is dropped, not averaged over fewer labels."""
+    # label 0: AUC 0 (its one positive scored lowest); labels 1 and 2: AUC 1; label 3 all negative
+    labels = torch.zeros(12, 4, dtype=torch.long)
+    labels[0, 0] = 1
+    labels[:6, 1] = 1
+    labels[6:, 2] = 1
+    probs = torch.full((12, 4), 0.5)
+    probs[:, 0] = torch.linspace(0.1, 0.9, 12)
+    probs[:, 1] = (labels[:, 1] * 0.8 + 0.1).float()
+    probs[:, 2] = (labels[:, 2] * 0.8 + 0.1).float()
+    auroc = harness.get_metric("classification.auroc")
+    with caplog.at_level("WARNING"):
+        statistic = auroc.resample_statistic(labels, probs, Task.MULTILABEL)
+    assert "label(s) [3] have a single class" in caplog.text
+    everything = np.arange(12)
+    assert (
+        statistic(everything)
+        == auroc.compute(labels, probs, Task.MULTILABEL)
+        == pytest.approx(1 / 3 * 2)
+    )
+    without_rare_positive = np.arange(1, 12)
+    assert auroc.compute(labels[1:], probs[1:], Task.MULTILABEL) == pytest.approx(1.0)
+    with pytest.raises(DataError, match=r"label\(s\) \[0\] undefined"):
+        statistic(without_rare_positive)
+    summary = bootstrap_statistic(12, statistic, n_boot=200, seed=0)
+    assert summary.ci_high <= 2 / 3 + 1e-12  # every kept resample averages labels 0, 1 and 2
 
 
 def test_masked_bce_matches_paper_definition() -> None:

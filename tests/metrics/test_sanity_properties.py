@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import scipy.stats
 import torch
-from _toys_a import BATCH_PROPERTY, SUB_BATCHES, InputXGradient, explained_case, single_thread
+from _toys_a import (
+    BATCH_PROPERTY,
+    SUB_BATCHES,
+    InputXGradient,
+    TinyCNN,
+    blob_batch,
+    explained_case,
+    single_thread,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import harness
-from harness.metrics.sanity.random_logit import other_classes
+from harness.contracts import DatasetInfo, Modality, Task
+from harness.metrics.sanity.random_logit import other_classes, score_other_classes
 
 # The same class per row; explaining a batch of another size may round float32 kernels
 # differently (up to 1.4e-7 in SSIM here), while another class moves a score by ~0.1 or more.
@@ -95,3 +105,27 @@ def test_multilabel_other_classes_are_negative_labels_when_there_are_any() -> No
         targets[5:6], 5, salt="sanity.random_logit", seed=0, ids=ids[5:6], allowed=labels[5:6] == 0
     )
     assert alone.item() == others[5].item()  # keyed by sample id, not by batch
+
+
+def test_multilabel_rows_without_a_negative_draw_uncertain_or_missing_labels_first() -> None:
+    """[1, 1, -1, -2] compares with label 2 or 3, never with the other present finding."""
+    model = TinyCNN(classes=4, seed=2)
+    model.build(DatasetInfo(Modality.IMAGE, Task.MULTILABEL, tuple(f"f{i}" for i in range(4))))
+    batch, _ = blob_batch(n=8, size=16, classes=4, seed=5)
+    labels = torch.tensor([[1, 1, -1, -2]] * 4 + [[1, 1, 1, 1]] * 2 + [[1, 0, 1, 0]] * 2)
+    batch = replace(batch, labels=labels)
+    targets = torch.zeros(8, dtype=torch.long)
+    attribution = EXPLAINER.explain(model, batch, targets)
+    metric = harness.get_metric("sanity.random_logit", similarity="spearman", seed=3)
+    scores = metric.evaluate(model, batch, targets, attribution, explainer=EXPLAINER)
+    allowed = torch.tensor([[0, 0, 1, 1]] * 4 + [[0, 1, 1, 1]] * 2 + [[0, 1, 0, 1]] * 2).bool()
+    others = other_classes(
+        targets, 4, salt="sanity.random_logit", seed=3, ids=batch.ids, allowed=allowed
+    )
+    assert set(others[:4].tolist()) <= {2, 3} and set(others[6:].tolist()) <= {1, 3}
+    expected = score_other_classes(
+        model, batch, attribution, EXPLAINER, others, similarity="spearman"
+    )
+    torch.testing.assert_close(scores.values, expected.values)
+    # the two all-present rows can only compare with a present finding: a quarter of the rows
+    assert scores.notes["other_class_present_fraction"] == pytest.approx(2 / 8)

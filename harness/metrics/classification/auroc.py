@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from harness.contracts.metric import ClassificationMetric
@@ -12,6 +15,8 @@ from harness.contracts.tags import MetricKind, MetricTags, Task
 from harness.errors import DataError
 from harness.metrics._params import integer
 from harness.metrics.classification._common import as_numpy, check_shapes, per_label_columns
+
+log = logging.getLogger(__name__)
 
 
 class AUROC(ClassificationMetric):
@@ -22,7 +27,9 @@ class AUROC(ClassificationMetric):
     With every class present this equals ``roc_auc_score(..., multi_class="ovr",
     average="macro")``. Multi-label: each label on its known rows (0/1; -2 and
     any remaining -1 ignored). A label's AUC is defined only when its known
-    rows hold both classes; ``label=None`` averages over exactly those labels.
+    rows hold both classes; ``label=None`` averages over exactly those labels,
+    and its bootstrap interval over the same labels (:meth:`resample_statistic`;
+    version 2: version 1's resamples averaged whichever labels stayed defined).
 
     Parameters
     ----------
@@ -37,7 +44,7 @@ class AUROC(ClassificationMetric):
     """
 
     name: ClassVar[str] = "classification.auroc"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     citation: ClassVar[str] = "Hanley & McNeil, Radiology 1982; scikit-learn roc_auc_score"
     tags: ClassVar[MetricTags] = MetricTags(kind=MetricKind.CLASSIFICATION)
     higher_is_better: ClassVar[bool] = True
@@ -91,3 +98,35 @@ class AUROC(ClassificationMetric):
                 "expected at least one to compute a ROC AUC."
             )
         return float(np.mean(list(scores.values())))
+
+    def resample_statistic(
+        self, labels: Tensor, probs: Tensor, task: Task
+    ) -> Callable[[np.ndarray], float]:
+        """Return the bootstrap statistic: the mean over the labels defined on the whole split.
+
+        A resample in which one of those labels has a single class among its known
+        rows is undefined (dropped by the bootstrap) instead of averaging fewer
+        labels than the reported value. Labels left out of the mean are logged once.
+        """
+        if self.label is not None:
+            return super().resample_statistic(labels, probs, task)
+        kept = sorted(self.per_label(labels, probs, task))
+        k = probs.shape[1]
+        scored = [1] if task is Task.MULTICLASS and k == 2 else list(range(k))
+        left_out = [j for j in scored if j not in kept]
+        if kept and left_out:
+            log.warning(
+                "metric %r: label(s) %s have a single class among their known rows of this "
+                "split; the mean AUROC is over label(s) %s",
+                self.name, left_out, kept,
+            )  # fmt: skip
+
+        def statistic(rows: np.ndarray) -> float:
+            index = torch.as_tensor(rows)
+            scores = self.per_label(labels[index], probs[index], task)
+            undefined = [j for j in kept if j not in scores]
+            if undefined or not kept:
+                raise DataError(f"metric {self.name!r}: label(s) {undefined} undefined here")
+            return float(np.mean([scores[j] for j in kept]))
+
+        return statistic

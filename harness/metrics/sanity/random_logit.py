@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -97,8 +98,11 @@ class RandomLogit(MapComparison):
     The explainer re-explains the same inputs for a class drawn uniformly among
     the others, and each row's two maps are compared; lower is better (a
     class-sensitive explanation changes). For a multi-label model the class is
-    drawn among the row's negative labels (label 0; any other class when it has
-    none): another finding present in the image may rightly share the map.
+    drawn among the row's negative labels (label 0), else among its labels not
+    known to be present (uncertain -1, missing -2), else among all others:
+    another finding present in the image may rightly share the map, so the
+    fraction of rows left with a present finding is noted
+    (``notes["other_class_present_fraction"]``).
     ``similarity="ssim"`` is the default, as in ``quantus.RandomLogit``; Quantus applies scikit-image's SSIM
     to the flattened maps (a 1-D signal), whereas this computes the 2-D SSIM of
     the images (validated against ``skimage.metrics.structural_similarity``), as
@@ -132,7 +136,8 @@ class RandomLogit(MapComparison):
     name: ClassVar[str] = "sanity.random_logit"
     # 2: other classes keyed on sample ids (1 drew them by batch position, as Quantus).
     # 3: two constant maps score 1 (Spearman), not 0; 4: multi-label draws among negative labels
-    version: ClassVar[str] = "4"
+    # 5: a multi-label row without a negative draws among its uncertain or missing labels first
+    version: ClassVar[str] = "5"
     citation: ClassVar[str] = "Sixt, Granz, Landgraf, When Explanations Lie, ICML 2020"
     tags: ClassVar[MetricTags] = MetricTags(
         kind=MetricKind.SANITY,
@@ -182,13 +187,16 @@ class RandomLogit(MapComparison):
             raise CapabilityError(
                 f"metric {self.name!r} needs a model with at least 2 outputs", plugin=self.name
             )
-        negatives = None
+        allowed = positive = None
         if model.task is Task.MULTILABEL and batch.labels.dim() == 2:
-            negatives = batch.labels == 0
+            labels = batch.labels.to(targets.device)
+            negative, positive = labels == 0, labels == 1
+            # a row without a negative label draws among labels not known present (-1, -2)
+            allowed = torch.where(negative.any(dim=1, keepdim=True), negative, ~positive)
         others = other_classes(
-            targets, num_classes, salt=self.name, seed=self.seed, ids=batch.ids, allowed=negatives
+            targets, num_classes, salt=self.name, seed=self.seed, ids=batch.ids, allowed=allowed
         )
-        return score_other_classes(
+        scores = score_other_classes(
             model,
             batch,
             attribution,
@@ -199,3 +207,13 @@ class RandomLogit(MapComparison):
             over=self.over,
             pad_token=self.pad_token,
         )
+        if positive is not None:
+            rows = torch.arange(len(others), device=others.device)
+            shared = positive[rows, others]  # every other label is a finding present too
+            if bool(shared.any()):
+                notes = {
+                    **scores.notes,
+                    "other_class_present_fraction": float(shared.double().mean()),
+                }
+                return replace(scores, notes=notes)
+        return scores
