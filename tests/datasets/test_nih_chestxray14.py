@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import csv
+import logging
 
+import numpy as np
 import pytest
 import torch
 from harness_builtins.datasets import _fixtures
@@ -9,7 +11,7 @@ from harness_builtins.datasets._files import boxes_to_masks
 from harness_builtins.datasets.nih_chestxray14 import FINDINGS, NIHChestXray14
 
 from harness.contracts import Provides
-from harness.errors import DataError
+from harness.errors import DataError, PluginError
 
 
 @pytest.fixture
@@ -47,15 +49,15 @@ def _box(rows, cols):
 
 
 def test_boxes_become_masks_hand_checked(root):
-    # images are 64 x 48 (w x h) shown at 16 x 16: a pixel is 4 original px wide, 3 high
+    # stored images are 64 x 64 shown at 16 x 16: a pixel is 4 stored px; the CSV's
+    # OriginalImage size (2500+ x 2048) is the pre-downscaling size and must not be used
     ds = NIHChestXray14(root=str(root), image_size=16)
     assert Provides.MASKS in ds.info().provides
     batch = ds.load(_ids())
     masks = batch.masks
     assert masks.shape == (8, 14, 16, 16)
     effusion = FINDINGS.index("Effusion")
-    # box x 16..48, y 12..36: centres (j + 0.5) * 4 in [16, 48] -> j 4..11;
-    # (i + 0.5) * 3 in [12, 36] -> i 4..11
+    # box x, y 16..48: centres (j + 0.5) * 4 in [16, 48] -> j 4..11
     assert torch.equal(masks[2, effusion], _box((4, 11), (4, 11)))
     assert torch.equal(masks[4, FINDINGS.index("Atelectasis")], _box((0, 1), (0, 1)))
     assert torch.equal(masks[4, FINDINGS.index("Nodule")], _box((12, 15), (12, 15)))
@@ -63,7 +65,7 @@ def test_boxes_become_masks_hand_checked(root):
     assert not masks[[0, 1, 3, 5, 6, 7]].any()
 
 
-def test_original_size_read_from_image_when_csv_lacks_it(root):
+def test_masks_same_without_original_image_columns(root):
     entry = root / "Data_Entry_2017_v2020.csv"
     with entry.open() as handle:
         rows = [r[:7] for r in csv.reader(handle)]
@@ -71,6 +73,72 @@ def test_original_size_read_from_image_when_csv_lacks_it(root):
         csv.writer(handle).writerows(rows)
     masks = NIHChestXray14(root=str(root), image_size=16).load(["00000002_000.png"]).masks
     assert torch.equal(masks[0, FINDINGS.index("Effusion")], _box((4, 11), (4, 11)))
+
+
+def _entry(root, names, original=(2992, 2520), patient_ids=True):
+    header = ["Image Index", "Finding Labels", "OriginalImage[Width", "Height]"]
+    rows = [[n, "Mass", *original] for n in names]
+    if patient_ids:
+        header.append("Patient ID")
+        rows = [[*r, str(int(n[:8]))] for r, n in zip(rows, names, strict=True)]
+    _fixtures._write_csv(root / "Data_Entry_2017.csv", header, rows)
+
+
+def test_box_lands_on_the_drawn_rectangle_after_resizing(tmp_path):
+    # a 128 x 128 stored PNG (NIH's 1024 frame) with a bright square where the box is;
+    # the CSV's original size is larger and non-square, as in the release
+    from PIL import Image
+
+    root = tmp_path / "nih"
+    pixels = np.zeros((128, 128), np.uint8)
+    pixels[64:128, 32:96] = 255
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(pixels).save(root / "images" / "00000001_000.png")
+    _entry(root, ["00000001_000.png"])
+    (root / "BBox_List_2017.csv").write_text(
+        "Image Index,Finding Label,Bbox [x,y,w,h],,,\n00000001_000.png,Mass,32,64,64,64,,,\n"
+    )
+    ds = NIHChestXray14(root=str(root), image_size=32, val_fraction=0.0, test_fraction=0.0)
+    batch = ds.load(["00000001_000.png"])
+    mask = batch.masks[0, FINDINGS.index("Mass")]
+    expected = torch.zeros(32, 32, dtype=torch.bool)
+    expected[16:32, 8:24] = True
+    assert torch.equal(mask, expected)
+    image = batch.images[0, 0]
+    assert torch.equal(image > (image.max() + image.min()) / 2, expected)
+
+
+def test_patient_from_file_name_when_no_patient_id_column(tmp_path, caplog):
+    root = tmp_path / "nih"
+    names = [f"{p:08d}_{k:03d}.png" for p in range(1, 9) for k in range(3)]
+    for i, name in enumerate(names):
+        _fixtures.write_image(root / "images" / name, 16, 16, seed=i)
+    _entry(root, names, patient_ids=False)
+    for seed in range(4):
+        with caplog.at_level(logging.WARNING):
+            splits = NIHChestXray14(root=str(root), seed=seed, val_fraction=0.25).splits()
+        owners = [{n[:8] for n in splits[k]} for k in ("train", "val", "test")]
+        assert all(owners), splits
+        assert not owners[0] & owners[1] and not owners[0] & owners[2] and not owners[1] & owners[2]
+    assert "no 'Patient ID' column" in caplog.text and "prefix" in caplog.text
+
+
+def test_names_matched_case_insensitively_and_hidden_files_skipped(root):
+    images = root / "images"
+    (images / "00000002_000.png").rename(images / "00000002_000.PNG")
+    (images / "._00000003_000.png").write_bytes(b"\0\5\26\7")
+    (root / "images_001" / "images").mkdir(parents=True)
+    (images / "00000003_000.png").rename(root / "images_001" / "images" / "00000003_000.png")
+    ds = NIHChestXray14(root=str(root), image_size=16)
+    batch = ds.load(["00000002_000.png", "00000003_000.png"])
+    assert torch.equal(batch.masks[0, FINDINGS.index("Effusion")], _box((4, 11), (4, 11)))
+    assert batch.images.shape == (2, 1, 16, 16)
+
+
+def test_check_params_refuses_a_missing_root(root, tmp_path):
+    NIHChestXray14(root=str(root)).check_params()
+    with pytest.raises(PluginError, match=r"parameter root - expected an existing .*nowhere"):
+        NIHChestXray14(root=str(tmp_path / "nowhere")).check_params()
 
 
 def test_boxes_to_masks_non_square_direct():

@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from harness.contracts import Dataset, Sample
-from harness.errors import DataError, did_you_mean
+from harness.errors import DataError, PluginError, did_you_mean
 from harness_builtins.datasets._synthetic_common import standardise
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png"})
+HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
 
 @dataclass(frozen=True)
@@ -30,15 +32,14 @@ class Record:
     """One sample of a file-based dataset.
 
     ``where`` locates it for error messages (e.g. ``train.csv line 7``);
-    ``boxes`` are (class index, x, y, w, h) in original pixels, and
-    ``original_size`` is (width, height) when the CSV gives it.
+    ``boxes`` are (class index, x, y, w, h) in the pixels of the stored image
+    file (the frame NIH's ``BBox_List_2017.csv`` uses).
     """
 
     path: Path
     label: Tensor
     where: str
     boxes: tuple[tuple[int, float, float, float, float], ...] = ()
-    original_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,31 @@ class Index:
 
 def read_image(path: Path, size: int, where: str) -> Tensor:
     """Read ``path`` with Pillow as grayscale, resize to ``size`` and standardise: (1, H, W)."""
+    return read_image_sized(path, size, where)[0]
+
+
+def read_image_sized(path: Path, size: int, where: str) -> tuple[Tensor, tuple[int, int]]:
+    """Read ``path`` like :func:`read_image`; also return the file's (width, height).
+
+    8-bit images are converted to Pillow mode ``L`` (0..255, divided by 255).
+    High-bit-depth grayscale (modes ``I;16*``, ``I``, ``F``, e.g. 16-bit PNG)
+    is read as floats instead of being clipped to 255: ``I;16*`` divided by
+    65535, ``I`` and ``F`` scaled by each image's own min and max (a constant
+    image becomes 0). Both are then resized bilinearly like 8-bit images.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+            original = img.size
+            if img.mode in HIGH_DEPTH_MODES:
+                values = _high_depth_unit(img)
+                resized = Image.fromarray(values).resize((size, size), Image.Resampling.BILINEAR)
+                pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32).copy())
+            else:
+                gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+                raw = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
+                pixels = raw.reshape(size, size).float() / 255.0
     except FileNotFoundError as exc:
         raise DataError(
             f"{path}: image file not found ({where}) - expected a readable image file."
@@ -64,25 +85,39 @@ def read_image(path: Path, size: int, where: str) -> Tensor:
         raise DataError(
             f"{path}: cannot read image ({where}) - expected a JPEG or PNG file, got error: {exc}"
         ) from exc
-    pixels = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8).reshape(1, size, size)
-    return standardise(pixels.float() / 255.0)
+    return standardise(pixels.reshape(1, size, size)), original
 
 
-def image_size_of(path: Path, where: str) -> tuple[int, int]:
-    """Return (width, height) of an image file without decoding its pixels."""
-    from PIL import Image, UnidentifiedImageError
+def _high_depth_unit(img: Any) -> Any:
+    """Return a high-bit-depth Pillow image as a float32 array scaled to [0, 1]."""
+    values = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        return (values / 65535.0).astype(np.float32)
+    low, high = float(values.min()), float(values.max())
+    span = high - low
+    scaled = (values - low) / span if span > 0 else np.zeros_like(values)
+    return scaled.astype(np.float32)
 
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except FileNotFoundError as exc:
-        raise DataError(
-            f"{path}: image file not found ({where}) - expected a readable image file."
-        ) from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(
-            f"{path}: cannot read image ({where}) - expected a JPEG or PNG file."
-        ) from exc
+
+def visible_images(folder: Path) -> list[Path]:
+    """Return the image files of ``folder`` by name, skipping hidden ones (``.DS_Store``, ``._x``)."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+
+
+def check_root(owner: str, root: str) -> None:
+    """Raise :class:`PluginError` unless the ``root`` parameter names an existing folder."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        what = "a file, not a folder" if path.exists() else "no such folder"
+        raise PluginError(
+            f"dataset {owner!r}: parameter root - expected an existing dataset folder, "
+            f"got {root!r} ({what}).",
+            plugin=owner,
+        )
 
 
 def read_csv(path: Path, required: Iterable[str]) -> Any:
@@ -115,18 +150,19 @@ def csv_line(row: int) -> int:
 
 def boxes_to_masks(
     boxes: Sequence[tuple[int, float, float, float, float]],
-    original_size: tuple[int, int],
+    image_size: tuple[int, int],
     num_classes: int,
     size: int,
 ) -> Tensor:
-    """Rasterise (class, x, y, w, h) boxes given in original pixels onto a (K, size, size) mask.
+    """Rasterise (class, x, y, w, h) boxes onto a (K, size, size) mask.
 
-    A pixel belongs to a box when its centre, mapped back to original pixel
-    coordinates, lies inside the box.
+    Boxes are in the pixels of the stored image of (width, height)
+    ``image_size``, which is resized to ``size`` x ``size``; a mask pixel
+    belongs to a box when its centre, mapped back to that frame, lies inside.
     """
     if not boxes:
         return torch.zeros(num_classes, size, size, dtype=torch.bool)
-    width, height = original_size
+    width, height = image_size
     table = torch.tensor([b[1:] for b in boxes], dtype=torch.float64)
     classes = torch.tensor([b[0] for b in boxes])
     centres = torch.arange(size, dtype=torch.float64) + 0.5
@@ -174,11 +210,11 @@ class FileDataset(Dataset, abc.ABC):
                 f"dataset {self.name!r}: unknown sample id {sample_id!r} - "
                 "expected an id from splits()."
             )
-        image = read_image(record.path, self.image_size, record.where)
+        image, stored = read_image_sized(record.path, self.image_size, record.where)
         mask = None
         if self._has_masks():
-            size = record.original_size or image_size_of(record.path, record.where)
-            mask = boxes_to_masks(record.boxes, size, len(self.info().class_names), self.image_size)
+            classes = len(self.info().class_names)
+            mask = boxes_to_masks(record.boxes, stored, classes, self.image_size)
         return Sample(id=sample_id, label=record.label, image=image, mask=mask)
 
 

@@ -75,15 +75,22 @@ def write_image(path: Path, width: int, height: int, seed: int, mode: str = "L")
 def write_kermany(
     root: Path, per_class: int = 3, splits: Sequence[str] = ("train", "val", "test")
 ) -> Path:
-    """Write ``root/{split}/{NORMAL,PNEUMONIA}/*.jpeg`` with ``per_class`` images each."""
+    """Write ``root/{split}/{NORMAL,PNEUMONIA}/*.jpeg`` with ``per_class`` images each.
+
+    File names follow the release: ``IM-NNNN-000k.jpeg`` (normal) and
+    ``personN_bacteria_k.jpeg`` (pneumonia), two images per patient.
+    """
     seed = 0
     for split in splits:
         for folder in ("NORMAL", "PNEUMONIA"):
             for i in range(per_class):
                 seed += 1
-                write_image(
-                    root / split / folder / f"person{i}_{folder.lower()}.jpeg", 48, 40, seed
+                name = (
+                    f"IM-{i // 2:04d}-{i % 2 + 1:04d}.jpeg"
+                    if folder == "NORMAL"
+                    else f"person{i // 2}_bacteria_{i}.jpeg"
                 )
+                write_image(root / split / folder / name, 48, 40, seed)
     return root
 
 
@@ -135,24 +142,27 @@ NIH_FIXTURE_LABELS: tuple[str, ...] = (
 def write_nih(root: Path, with_boxes: bool = True, with_lists: bool = True) -> Path:
     """Write a ChestX-ray14 tree: ``images/*.png``, ``Data_Entry_2017_v2020.csv`` and options.
 
-    Images are 64 x 48 (width x height); with ``with_boxes`` image 2 has an
-    Effusion box and image 4 an Atelectasis ("Atelectasis") and a Nodule box;
+    As in the release, the stored PNGs are square (here 64 x 64, standing for
+    NIH's 1024 x 1024) while ``OriginalImage[Width`` / ``Height]`` give a
+    different, larger pre-downscaling size; boxes are in the stored frame.
+    With ``with_boxes`` image 2 has an Effusion box (16, 16, 32, 32) and
+    image 4 an Atelectasis (0, 0, 8, 8) and a Nodule box (48, 48, 16, 16);
     with ``with_lists`` images 6 and 7 form ``test_list.txt``.
     """
     rows = []
     for i, labels in enumerate(NIH_FIXTURE_LABELS):
         name = f"{i:08d}_000.png"
-        write_image(root / "images" / name, 64, 48, seed=200 + i, mode="RGBA" if i == 5 else "L")
-        rows.append([name, labels, 0, i, 50, "M", "PA", 64, 48, 0.143, 0.143])
+        write_image(root / "images" / name, 64, 64, seed=200 + i, mode="RGBA" if i == 5 else "L")
+        rows.append([name, labels, 0, i, 50, "M", "PA", 2500 + 8 * i, 2048, 0.143, 0.143])
     _write_csv(root / "Data_Entry_2017_v2020.csv", NIH_COLUMNS, rows)
     if with_boxes:
         _write_csv(
             root / "BBox_List_2017.csv",
             ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]", "", "", ""],
             [
-                ["00000002_000.png", "Effusion", 16.0, 12.0, 32.0, 24.0, "", "", ""],
-                ["00000004_000.png", "Atelectasis", 0.0, 0.0, 8.0, 6.0, "", "", ""],
-                ["00000004_000.png", "Nodule", 48.0, 36.0, 16.0, 12.0, "", "", ""],
+                ["00000002_000.png", "Effusion", 16.0, 16.0, 32.0, 32.0, "", "", ""],
+                ["00000004_000.png", "Atelectasis", 0.0, 0.0, 8.0, 8.0, "", "", ""],
+                ["00000004_000.png", "Nodule", 48.0, 48.0, 16.0, 16.0, "", "", ""],
             ],
         )
     if with_lists:

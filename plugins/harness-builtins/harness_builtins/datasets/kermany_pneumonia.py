@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -10,18 +11,25 @@ import torch
 from harness.contracts import DatasetInfo, DatasetTags, Modality, Task
 from harness.errors import DataError
 from harness_builtins.datasets import _files, _fixtures
-from harness_builtins.datasets._files import IMAGE_SUFFIXES, Index, Record
+from harness_builtins.datasets._files import Index, Record
 
 CLASS_FOLDERS: tuple[str, ...] = ("NORMAL", "PNEUMONIA")
+_PATIENT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^person(\d+)_", re.IGNORECASE), "person{}"),  # person1_bacteria_1.jpeg
+    (re.compile(r"(?:^|-)IM-(\d+)-", re.IGNORECASE), "IM-{}"),  # [NORMAL2-]IM-0115-0001.jpeg
+)
 
 
 class KermanyPneumonia(_files.FileDataset):
     """The chest X-ray pneumonia dataset of Kermany et al. (2018) in its folder layout.
 
     ``root/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg`` (folder names matched
-    case-insensitively; ``.jpg`` and ``.png`` accepted). Sample ids are the
-    paths relative to ``root``. When ``root/val`` is absent, ``val_fraction``
-    of the training images is held out by ``seed``. Nothing is downloaded:
+    case-insensitively; ``.jpg`` and ``.png`` accepted; hidden files such as
+    ``.DS_Store`` or macOS ``._*`` skipped). Sample ids are the paths relative
+    to ``root``. When ``root/val`` is absent, ``val_fraction`` of the training
+    patients is held out by ``seed``, whole patients at a time: the patient is
+    ``person<N>`` or ``IM-<NNNN>`` parsed from the file name (a name matching
+    neither is its own patient). Nothing is downloaded:
     get the data from Mendeley Data (doi:10.17632/rscbjbr9sj.2) or Kaggle
     ("chest-xray-pneumonia") and point ``root`` at the unpacked ``chest_xray``
     folder.
@@ -35,7 +43,7 @@ class KermanyPneumonia(_files.FileDataset):
     max_per_class : int or None
         Keep at most this many images per class and split (the first by file name).
     val_fraction : float
-        Share of the training images held out when there is no ``val`` folder.
+        Share of the training patients held out when there is no ``val`` folder.
     seed : int
         Seed of that hold-out.
     """
@@ -70,6 +78,10 @@ class KermanyPneumonia(_files.FileDataset):
         root = _fixtures.write_kermany(tmp_dir / "kermany", per_class=3)
         return [cls(root=str(root), image_size=32)]
 
+    def check_params(self) -> None:
+        """Raise a PluginError when ``root`` is not an existing folder."""
+        _files.check_root(self.name, self.root)
+
     def info(self) -> DatasetInfo:
         """Describe the dataset: 1-channel images, normal vs pneumonia, no masks."""
         return DatasetInfo(
@@ -93,7 +105,7 @@ class KermanyPneumonia(_files.FileDataset):
                     f"{sub}: unknown class folder {sub.name!r} - expected one of "
                     f"{list(CLASS_FOLDERS)}."
                 )
-            files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = _files.visible_images(sub)
             if self.max_per_class is not None:
                 files = files[: self.max_per_class]
             found += [(p.relative_to(root).as_posix(), label) for p in files]
@@ -121,9 +133,10 @@ class KermanyPneumonia(_files.FileDataset):
         if (root / "val").is_dir():
             rows["val"] = self._scan(root, "val")
         else:
-            held = _files.seeded_split([i for i, _ in rows["train"]], self.val_fraction, self.seed)
-            rows["val"] = [r for r in rows["train"] if r[0] in held]
-            rows["train"] = [r for r in rows["train"] if r[0] not in held]
+            groups = {i: patient_of(i) for i, _ in rows["train"]}
+            held = _files.seeded_split(list(groups.values()), self.val_fraction, self.seed)
+            rows["val"] = [r for r in rows["train"] if groups[r[0]] in held]
+            rows["train"] = [r for r in rows["train"] if groups[r[0]] not in held]
         records = {
             sample_id: Record(
                 path=root / sample_id, label=torch.tensor(label), where=f"folder {root}"
@@ -133,3 +146,13 @@ class KermanyPneumonia(_files.FileDataset):
         }
         splits = {split: [i for i, _ in rows[split]] for split in ("train", "val", "test")}
         return Index(records=records, splits=splits)
+
+
+def patient_of(sample_id: str) -> str:
+    """Return the patient of a Kermany image: ``person<N>`` or ``IM-<NNNN>``, else the id."""
+    stem = sample_id.rsplit("/", 1)[-1]
+    for pattern, key in _PATIENT_PATTERNS:
+        match = pattern.search(stem)
+        if match:
+            return key.format(match.group(1))
+    return sample_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,11 +12,14 @@ import torch
 from harness.contracts import DatasetInfo, DatasetTags, Modality, Provides, Task
 from harness.errors import DataError, did_you_mean
 from harness_builtins.datasets import _files, _fixtures
-from harness_builtins.datasets._files import IMAGE_SUFFIXES, Index, Record
+from harness_builtins.datasets._files import Index, Record
+
+log = logging.getLogger(__name__)
 
 FINDINGS = _fixtures.NIH_FINDINGS
 _ALIASES = {"Infiltrate": "Infiltration"}  # BBox_List_2017.csv spells it this way
 _BOX_COLUMNS = ("Bbox [x", "y", "w", "h]")
+_PATIENT_PREFIX = re.compile(r"^(\d+)_")  # 00000013_005.png -> patient 00000013
 
 
 class NIHChestXray14(_files.FileDataset):
@@ -22,14 +27,19 @@ class NIHChestXray14(_files.FileDataset):
 
     ``Data_Entry_2017*.csv`` lists ``Image Index`` and ``|``-separated
     ``Finding Labels`` ("No Finding" means all negative); images are found in
-    ``root/images`` or ``root/images_*/images``. When ``BBox_List_2017.csv``
-    exists, its boxes (x, y, w, h in original pixels, scaled with the CSV's
-    ``OriginalImage[Width`` / ``Height]`` or the image's own size) become one
-    mask per finding and the dataset provides masks (all-empty for images
-    without boxes). Splits follow ``train_val_list.txt`` / ``test_list.txt``
-    when present, else a seeded split by patient; validation is carved from
-    train by patient. Nothing is downloaded: get the data from the NIH Box
-    folder (nihcc.app.box.com/v/ChestXray-NIHCC) and point ``root`` at it.
+    ``root/images`` or ``root/images_*/images`` (file names matched
+    case-insensitively, hidden files skipped). When ``BBox_List_2017.csv``
+    exists, its boxes become one mask per finding and the dataset provides
+    masks (all-empty for images without boxes). Boxes (x, y, w, h) are in the
+    pixels of the stored PNGs (1024 x 1024 as NIH ships them), so they are
+    scaled by each image file's own size; the CSV's ``OriginalImage[Width`` /
+    ``Height]`` (the size before NIH's downscaling) is ignored. Splits follow
+    ``train_val_list.txt`` / ``test_list.txt`` when present, else a seeded
+    split by patient; validation is carved from train by patient. Patients
+    come from ``Patient ID``, or, when that column is absent, from the
+    ``NNNNNNNN_`` prefix of the file name (with a warning). Nothing is
+    downloaded: get the data from the NIH Box folder
+    (nihcc.app.box.com/v/ChestXray-NIHCC) and point ``root`` at it.
 
     Parameters
     ----------
@@ -84,6 +94,10 @@ class NIHChestXray14(_files.FileDataset):
         plain = _fixtures.write_nih(tmp_dir / "nih_plain", with_boxes=False, with_lists=False)
         return [cls(root=str(boxed), image_size=32), cls(root=str(plain), image_size=32)]
 
+    def check_params(self) -> None:
+        """Raise a PluginError when ``root`` is not an existing folder."""
+        _files.check_root(self.name, self.root)
+
     def _root(self) -> Path:
         return Path(self.root).expanduser()
 
@@ -131,7 +145,7 @@ class NIHChestXray14(_files.FileDataset):
                 raise DataError(
                     f"{where}: box {[x, y, w, h]} - expected a positive width and height."
                 )
-            out.setdefault(str(values[0]).strip(), []).append((label, x, y, w, h))
+            out.setdefault(str(values[0]).strip().lower(), []).append((label, x, y, w, h))
         return out
 
     def _image_paths(self, root: Path) -> dict[str, Path]:
@@ -143,9 +157,8 @@ class NIHChestXray14(_files.FileDataset):
         found: dict[str, Path] = {}
         for folder in folders:
             if folder.is_dir():
-                for path in folder.iterdir():
-                    if path.suffix.lower() in IMAGE_SUFFIXES:
-                        found.setdefault(path.name, path)
+                for path in _files.visible_images(folder):
+                    found.setdefault(path.name.lower(), path)
         return found
 
     def _build_index(self) -> Index:
@@ -162,31 +175,35 @@ class NIHChestXray14(_files.FileDataset):
             frame = frame.iloc[: self.max_rows]
         boxes = self._boxes(root)
         images = self._image_paths(root)
-        sizes = "OriginalImage[Width" in frame.columns and "Height]" in frame.columns
+        has_ids = "Patient ID" in frame.columns
+        if not has_ids:
+            log.warning(
+                "%s: no 'Patient ID' column - taking each patient from the NNNNNNNN_ prefix "
+                "of the image name (an image without one is its own patient).",
+                csv_path,
+            )
         records: dict[str, Record] = {}
         patients: dict[str, str] = {}
         for row, item in enumerate(frame.to_dict("records")):
-            record = self._record(
-                item, f"{csv_path} line {_files.csv_line(row)}", root, images, boxes, sizes
-            )
+            record = self._record(item, f"{csv_path} line {_files.csv_line(row)}", images, boxes)
             if record is None:
                 continue
             name = str(item["Image Index"]).strip()
             records[name] = record
-            patients[name] = str(item.get("Patient ID", name))
+            patient = str(item["Patient ID"]).strip() if has_ids else ""
+            patients[name] = patient or _patient_of(name)
         return Index(records=records, splits=self._splits(root, records, patients))
 
     def _record(
         self,
         item: dict[str, Any],
         where: str,
-        root: Path,
         images: dict[str, Path],
         boxes: dict[str, list[tuple[int, float, float, float, float]]],
-        sizes: bool,
     ) -> Record | None:
         name = str(item["Image Index"]).strip()
-        if self.boxed_only and name not in boxes:
+        key = name.lower()
+        if self.boxed_only and key not in boxes:
             return None
         label = torch.zeros(len(FINDINGS), dtype=torch.long)
         text = str(item["Finding Labels"]).strip()
@@ -197,21 +214,8 @@ class NIHChestXray14(_files.FileDataset):
         if text != "No Finding":
             for finding in text.split("|"):
                 label[self._finding(finding, where, "Finding Labels")] = 1
-        original = None
-        if sizes:
-            try:
-                original = (int(float(item["OriginalImage[Width"])), int(float(item["Height]"])))
-            except ValueError as exc:
-                raise DataError(
-                    f"{where}: original image size - expected two integers, got {exc}."
-                ) from exc
-        return Record(
-            path=images.get(name, root / "images" / name),
-            label=label,
-            where=where,
-            boxes=tuple(boxes.get(name, ())),
-            original_size=original,
-        )
+        path = images.get(key, self._root() / "images" / name)  # missing: fails when loaded
+        return Record(path=path, label=label, where=where, boxes=tuple(boxes.get(key, ())))
 
     def _splits(
         self, root: Path, records: dict[str, Record], patients: dict[str, str]
@@ -233,3 +237,9 @@ class NIHChestXray14(_files.FileDataset):
             "val": [n for n in rest if patients[n] in val_patients],
             "test": [n for n in names if n in test],
         }
+
+
+def _patient_of(name: str) -> str:
+    """Return the patient of an NIH image name: its ``NNNNNNNN_`` prefix, else the name."""
+    match = _PATIENT_PREFIX.match(name)
+    return match.group(1) if match else name
