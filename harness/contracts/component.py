@@ -78,7 +78,18 @@ class Component:
 
     def get_params(self) -> dict[str, Any]:
         """Return the constructor parameters and their current values."""
-        return {n: getattr(self, n) for n in self.param_names()}
+        params = {}
+        for n in self.param_names():
+            try:
+                params[n] = getattr(self, n)
+            except AttributeError:
+                raise PluginError(
+                    f"{self.name or type(self).__qualname__}: parameter {n!r} - expected "
+                    f"__init__ to store it as self.{n} (scikit-learn style), got no such "
+                    "attribute",
+                    plugin=self.name or type(self).__qualname__,
+                ) from None
+        return params
 
     def set_params(self: C, **params: Any) -> C:
         """Set parameters by name and return ``self``."""

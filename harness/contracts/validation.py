@@ -34,15 +34,23 @@ def _who(kind: str, plugin: Component) -> str:
 
 def _all_finite(values: Tensor) -> bool:
     """Whether every value is finite: a float64 sum first (NaN and inf reach it; 10x cheaper)."""
+    values = values.detach()
     return math.isfinite(float(values.sum(dtype=torch.float64))) or bool(values.isfinite().all())
 
 
 def _finite(values: Tensor, what: str, kind: str, plugin: Component) -> None:
     if values.is_floating_point() and not _all_finite(values):
+        values = values.detach()
         bad = int((~torch.isfinite(values)).sum())
+        rows = ""
+        if values.dim() > 0:
+            hit = (~torch.isfinite(values.reshape(len(values), -1))).any(dim=1).nonzero()
+            shown = ", ".join(str(int(r)) for r in hit[:5, 0])
+            more = f" and {len(hit) - 5} more" if len(hit) > 5 else ""
+            rows = f" (row(s) {shown}{more} of {len(values)})"
         raise ContractViolation(
-            f"{_who(kind, plugin)} returned {bad} non-finite value(s) (NaN or inf) in {what}; "
-            "expected finite numbers",
+            f"{_who(kind, plugin)} returned {bad} non-finite value(s) (NaN or inf) in "
+            f"{what}{rows}; expected finite numbers",
             plugin=plugin.name,
         )
 

@@ -45,7 +45,14 @@ def _splits(ctx: RunContext, dataset: Dataset) -> tuple[str, dict[str, list[str]
     key = stage_key("splits", dataset, seed=ctx.spec.seed)
 
     def compute() -> Computed:
-        splits = {k: [str(i) for i in v] for k, v in dataset.splits().items()}
+        splits = {k: list(v) for k, v in dataset.splits().items()}
+        for name, ids in splits.items():
+            odd = next((i for i in ids if not isinstance(i, str)), None)
+            if odd is not None:
+                raise DataError(
+                    f"dataset {dataset.name!r}: split {name!r} holds sample id {odd!r} of type "
+                    f"{type(odd).__name__} - expected str ids (the ones its _get accepts)"
+                )
         for name in ("train", "test"):
             if not splits.get(name):
                 raise DataError(

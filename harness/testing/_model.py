@@ -93,11 +93,28 @@ def check_model_predict(model: Model) -> None:
             )
         if logits.device != instance.device:
             fail(model, name, f"logits device {where}", instance.device, logits.device)
+        if task is Task.MULTICLASS and k > 1 and _looks_like_probabilities(logits):
+            fail(
+                model,
+                name,
+                f"logits {where}",
+                "raw scores (the harness applies softmax / sigmoid itself; drop the softmax "
+                "at the end of forward)",
+                "rows that are all >= 0 and sum to 1, i.e. probabilities",
+            )
         probs = instance.predict_proba(batch)
         if shape(probs) != (n, k) or not bool(((probs >= 0) & (probs <= 1)).all()):
             fail(model, name, f"predict_proba {where}", f"({n}, {k}) values in [0, 1]", probs)
         if task is Task.MULTICLASS and not close(probs.sum(dim=1), torch.ones(n), atol=1e-5):
             fail(model, name, f"predict_proba row sums {where}", "1", probs.sum(dim=1).tolist())
+
+
+def _looks_like_probabilities(logits: Tensor) -> bool:
+    """Whether every row is non-negative and sums to 1 (a softmax left in ``forward``)."""
+    x = logits.detach().double()
+    return bool((x >= 0).all()) and close(
+        x.sum(dim=1), torch.ones(len(x), dtype=x.dtype), atol=1e-5
+    )
 
 
 def check_model_batch_independence(model: Model) -> None:
@@ -107,12 +124,23 @@ def check_model_batch_independence(model: Model) -> None:
         together = instance.logits(batch)
         alone = torch.cat([instance.logits(batch.index([i])) for i in range(len(batch))])
     if not close(together, alone, atol=1e-5):
+        module = getattr(instance, "module", None)
+        training = (
+            [n or "(root)" for n, m in module.named_modules() if m.training]
+            if isinstance(module, nn.Module)
+            else []
+        )
+        hint = (
+            f" (modules in training mode after build: {', '.join(training[:3])})"
+            if training
+            else ""
+        )
         fail(
             model,
             "check_model_batch_independence",
             "logits of rows scored alone",
             "the rows scored in one batch",
-            f"a max difference of {float((together - alone).abs().max()):.3g}",
+            f"a max difference of {float((together - alone).abs().max()):.3g}{hint}",
         )
 
 

@@ -6,6 +6,7 @@ import pathlib
 from typing import ClassVar
 
 import pytest
+import torch
 
 from harness import ContractViolation, PluginError
 from harness.contracts import Component
@@ -41,8 +42,9 @@ def test_plugin_checks_follow_tags():
         )
 
     stochastic = {n for n, _ in plugin_checks(Sampling())}
-    assert "check_explainer_batch_independence" not in stochastic
-    assert "check_explainer_reproducible" in stochastic
+    # a stochastic explainer must still draw per sample id: batch independence under one seed
+    assert "check_explainer_deterministic" not in stochastic
+    assert {"check_explainer_reproducible", "check_explainer_batch_independence"} <= stochastic
     black_box = {n for n, _ in plugin_checks(fx.ToyNaiveBayes())}
     assert (
         "check_model_target_layer" not in black_box
@@ -173,3 +175,57 @@ def test_target_blind_explainers_are_exempt_from_target_sensitivity():
 
     assert "check_explainer_target_sensitivity" not in dict(plugin_checks(Control()))
     assert "check_explainer_target_sensitivity" in dict(plugin_checks(fx.ToyInputXGradient()))
+
+
+class SoftmaxCNN(fx.ToyCNN):
+    """A model whose forward ends in a softmax: it returns probabilities, not logits."""
+
+    name: ClassVar[str] = "toy.softmax_cnn"
+
+    def _build_module(self, info):  # type: ignore[no-untyped-def]
+        return torch.nn.Sequential(super()._build_module(info), torch.nn.Softmax(dim=1))
+
+
+class RenamedParameter(fx.ToyGradCAM):
+    """Stores its parameter under another name than the keyword."""
+
+    name: ClassVar[str] = "toy.renamed_parameter"
+
+    def __init__(self, *, relu: bool = True) -> None:
+        self.use_relu = relu
+
+
+class BatchDrawn(fx.ToyGradCAM):
+    """A stochastic explainer drawing one noise stream per call, not per sample id."""
+
+    name: ClassVar[str] = "toy.batch_drawn"
+    tags: ClassVar = fx.ToyGradCAM.tags.__class__(
+        modalities=fx.ToyGradCAM.tags.modalities,
+        needs=fx.ToyGradCAM.tags.needs,
+        deterministic=False,
+        output=fx.ToyGradCAM.tags.output,
+    )
+
+    def _explain(self, model, batch, targets):  # type: ignore[no-untyped-def]
+        out = super()._explain(model, batch, targets)
+        return type(out)(pixels=out.pixels + 0.1 * torch.rand_like(out.pixels))
+
+
+def _failed(plugin: Component) -> dict[str, str]:
+    return {r.name: r.message for r in check_plugin(plugin, on_fail=None) if r.status == "failed"}
+
+
+def test_the_kit_names_a_softmax_left_in_forward():
+    failed = _failed(SoftmaxCNN(epochs=1))
+    assert "probabilities" in failed["check_model_predict"]
+    assert "drop the softmax" in failed["check_model_predict"]
+
+
+def test_a_parameter_stored_under_another_name_is_a_plugin_error():
+    with pytest.raises(PluginError, match=r"parameter 'relu' - expected __init__ to store it as"):
+        RenamedParameter().get_params()
+
+
+def test_a_stochastic_explainer_must_draw_per_sample_id():
+    failed = _failed(BatchDrawn())
+    assert "harness.draws.row_seeds" in failed["check_explainer_batch_independence"]

@@ -91,7 +91,8 @@ def test_channel_attributions_are_summed():
     [
         (
             Attribution(pixels=torch.full((2, 16, 16), float("nan"))),
-            r"returned 512 non-finite value\(s\)",
+            r"returned 512 non-finite value\(s\) \(NaN or inf\) in pixel attributions "
+            r"\(row\(s\) 0, 1 of 2\)",
         ),
         (Attribution(), "returned an empty Attribution"),
         (torch.zeros(2, 16, 16), "returned Tensor; expected harness.Attribution"),

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from harness.contracts import Batch, Model
+from harness.draws import row_seeds
 from harness_builtins.explainers._common import (
     BASELINES,
     baseline_images,
@@ -112,6 +113,11 @@ def attribute_per_image(
     number of features, so it is called once per image (never per
     perturbation): each call evaluates its ``n_samples`` perturbations in
     batches of ``perturbations_per_eval`` rows on the model's device.
+
+    Each image's perturbations are drawn from torch's generator seeded from
+    (``who``, ``torch.initial_seed()``, its sample id), inside a forked random
+    state: an image's map never depends on the images explained before it in
+    the batch, and the caller's random stream is left as it was.
     """
     images = images_of(batch, who)
     labels = segments(images, spec)
@@ -119,17 +125,21 @@ def attribute_per_image(
     forward, rows = captum_forward(model, batch)
     method = make(forward)
     n, c, h, w = images.shape
+    seeds = row_seeds(who, torch.initial_seed(), batch.ids)
+    cuda = [images.device.index or 0] if images.device.type == "cuda" else []
     out = []
     for i in range(n):
         _, mask = torch.unique(labels[i], return_inverse=True)
-        attr = method.attribute(  # type: ignore[attr-defined]
-            images[i : i + 1].detach(),
-            baselines=base[i : i + 1],
-            target=targets[i : i + 1],
-            additional_forward_args=(rows[i : i + 1],),
-            feature_mask=mask.reshape(1, 1, h, w).expand(1, c, h, w),
-            n_samples=int(n_samples),
-            perturbations_per_eval=int(perturbations_per_eval),
-        )
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seeds[i])
+            attr = method.attribute(  # type: ignore[attr-defined]
+                images[i : i + 1].detach(),
+                baselines=base[i : i + 1],
+                target=targets[i : i + 1],
+                additional_forward_args=(rows[i : i + 1],),
+                feature_mask=mask.reshape(1, 1, h, w).expand(1, c, h, w),
+                n_samples=int(n_samples),
+                perturbations_per_eval=int(perturbations_per_eval),
+            )
         out.append(attr[:, 0].detach())
     return torch.cat(out)

@@ -48,7 +48,7 @@ class KernelShap(Explainer):
     """
 
     name: ClassVar[str] = "captum.kernel_shap"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: perturbations drawn per sample id (1: one stream per batch)
     citation: ClassVar[str] = (
         "Lundberg and Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017"
     )

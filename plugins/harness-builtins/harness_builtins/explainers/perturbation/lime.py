@@ -70,7 +70,7 @@ class Lime(Explainer):
     """
 
     name: ClassVar[str] = "captum.lime"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: perturbations drawn per sample id (1: one stream per batch)
     citation: ClassVar[str] = (
         "Ribeiro, Singh and Guestrin, 'Why Should I Trust You?': Explaining the Predictions "
         "of Any Classifier, KDD 2016"
