@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -97,16 +101,59 @@ def check_dataset_splits(dataset: Dataset) -> None:
             seen[i] = split
 
 
+_SPLITS_ELSEWHERE = """
+import importlib, json, sys
+target = importlib.import_module(sys.argv[1])
+for part in sys.argv[2].split("."):
+    target = getattr(target, part)
+dataset = target(**json.loads(sys.argv[3]))
+print(json.dumps({k: list(v) for k, v in dataset.splits().items()}))
+"""
+
+
+def _splits_in_another_process(dataset: Dataset) -> dict[str, list[str]] | None:
+    """Return the splits an equal instance gives in a fresh Python with another hash seed.
+
+    None when the class cannot be rebuilt there (defined in ``__main__`` or a
+    function, parameters that are not JSON, or the import fails): nothing to compare.
+    """
+    cls = type(dataset)
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        return None
+    try:
+        params = json.dumps(dataset.get_params())
+    except (TypeError, ValueError):
+        return None
+    seed = "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SPLITS_ELSEWHERE, cls.__module__, cls.__qualname__, params],
+            capture_output=True, text=True, env=env, timeout=300, check=True,
+        )  # fmt: skip
+        out: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    return out
+
+
 def check_dataset_splits_deterministic(dataset: Dataset) -> None:
-    """Two fresh instances with the same parameters return the same splits."""
+    """Equal instances return the same splits, here and in a fresh process.
+
+    The fresh process has another string-hash seed, so splits that depend on
+    ``hash()`` of a string or on the order of a ``set`` (which change with
+    ``PYTHONHASHSEED`` from one run to the next) are caught.
+    """
     a = {k: list(v) for k, v in dataset.clone().splits().items()}
     b = {k: list(v) for k, v in dataset.clone().splits().items()}
-    if a != b:
+    elsewhere = _splits_in_another_process(dataset) if a == b else None
+    if a != b or (elsewhere is not None and elsewhere != a):
         fail(
             dataset,
             "check_dataset_splits_deterministic",
-            "splits of two equal instances",
-            "identical ids in the same order",
+            "splits of two equal instances" if a != b else "splits in a fresh Python process",
+            "identical ids in the same order (no hash() of strings, no set order: both change "
+            "with PYTHONHASHSEED)",
             "different ids",
         )
 

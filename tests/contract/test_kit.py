@@ -229,3 +229,11 @@ def test_a_parameter_stored_under_another_name_is_a_plugin_error():
 def test_a_stochastic_explainer_must_draw_per_sample_id():
     failed = _failed(BatchDrawn())
     assert "harness.draws.row_seeds" in failed["check_explainer_batch_independence"]
+
+
+def test_splits_that_change_with_the_string_hash_seed_are_caught():
+    from contract._hash_split import HashSplitLesions
+
+    failed = _failed(HashSplitLesions())
+    assert "fresh Python process" in failed["check_dataset_splits_deterministic"]
+    assert "check_dataset_splits_deterministic" not in _failed(fx.ToyLesions())
