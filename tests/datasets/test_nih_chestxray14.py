@@ -85,7 +85,7 @@ def _entry(root, names, original=(2992, 2520), patient_ids=True):
 
 
 def test_box_lands_on_the_drawn_rectangle_after_resizing(tmp_path):
-    # a 128 x 128 stored PNG (NIH's 1024 frame) with a bright square where the box is;
+    # a 128 x 128 stored PNG (a copy of a 1024 px NIH image) with a bright square at the box;
     # the CSV's original size is larger and non-square, as in the release
     from PIL import Image
 
@@ -98,14 +98,22 @@ def test_box_lands_on_the_drawn_rectangle_after_resizing(tmp_path):
     (root / "BBox_List_2017.csv").write_text(
         "Image Index,Finding Label,Bbox [x,y,w,h],,,\n00000001_000.png,Mass,32,64,64,64,,,\n"
     )
-    ds = NIHChestXray14(root=str(root), image_size=32, val_fraction=0.0, test_fraction=0.0)
-    batch = ds.load(["00000001_000.png"])
-    mask = batch.masks[0, FINDINGS.index("Mass")]
     expected = torch.zeros(32, 32, dtype=torch.bool)
     expected[16:32, 8:24] = True
-    assert torch.equal(mask, expected)
+    # the box in the stored image's own pixels (box_frame=None) ...
+    ds = NIHChestXray14(
+        root=str(root), image_size=32, val_fraction=0.0, test_fraction=0.0, box_frame=None
+    )
+    batch = ds.load(["00000001_000.png"])
+    assert torch.equal(batch.masks[0, FINDINGS.index("Mass")], expected)
     image = batch.images[0, 0]
     assert torch.equal(image > (image.max() + image.min()) / 2, expected)
+    # ... and, by default, in NIH's 1024 frame, of which this 128 px copy is a resized one
+    (root / "BBox_List_2017.csv").write_text(
+        "Image Index,Finding Label,Bbox [x,y,w,h],,,\n00000001_000.png,Mass,256,512,512,512,,,\n"
+    )
+    ds = NIHChestXray14(root=str(root), image_size=32, val_fraction=0.0, test_fraction=0.0)
+    assert torch.equal(ds.load(["00000001_000.png"]).masks[0, FINDINGS.index("Mass")], expected)
 
 
 def test_patient_from_file_name_when_no_patient_id_column(tmp_path, caplog):

@@ -32,8 +32,8 @@ class Record:
     """One sample of a file-based dataset.
 
     ``where`` locates it for error messages (e.g. ``train.csv line 7``);
-    ``boxes`` are (class index, x, y, w, h) in the pixels of the stored image
-    file (the frame NIH's ``BBox_List_2017.csv`` uses).
+    ``boxes`` are (class index, x, y, w, h) in the dataset's box frame
+    (``FileDataset._box_frame``: NIH's 1024 x 1024).
     """
 
     path: Path
@@ -191,6 +191,10 @@ class FileDataset(Dataset, abc.ABC):
     def _has_masks(self) -> bool:
         return False
 
+    def _box_frame(self, stored: tuple[int, int]) -> tuple[int, int]:
+        """Return the (width, height) frame record boxes are in (default: the stored image's)."""
+        return stored
+
     def _index(self) -> Index:
         cached: Index | None = getattr(self, "_cached_index", None)
         if cached is None:
@@ -214,7 +218,7 @@ class FileDataset(Dataset, abc.ABC):
         mask = None
         if self._has_masks():
             classes = len(self.info().class_names)
-            mask = boxes_to_masks(record.boxes, stored, classes, self.image_size)
+            mask = boxes_to_masks(record.boxes, self._box_frame(stored), classes, self.image_size)
         return Sample(id=sample_id, label=record.label, image=image, mask=mask)
 
 

@@ -142,11 +142,11 @@ NIH_FIXTURE_LABELS: tuple[str, ...] = (
 def write_nih(root: Path, with_boxes: bool = True, with_lists: bool = True) -> Path:
     """Write a ChestX-ray14 tree: ``images/*.png``, ``Data_Entry_2017_v2020.csv`` and options.
 
-    As in the release, the stored PNGs are square (here 64 x 64, standing for
-    NIH's 1024 x 1024) while ``OriginalImage[Width`` / ``Height]`` give a
-    different, larger pre-downscaling size; boxes are in the stored frame.
-    With ``with_boxes`` image 2 has an Effusion box (16, 16, 32, 32) and
-    image 4 an Atelectasis (0, 0, 8, 8) and a Nodule box (48, 48, 16, 16);
+    The stored PNGs are 64 x 64, a copy resized from NIH's 1024 x 1024, while
+    ``OriginalImage[Width`` / ``Height]`` give a different, larger
+    pre-downscaling size, as in the release; boxes are in the 1024 frame. With
+    ``with_boxes`` image 2 has an Effusion box (256, 256, 512, 512) and image 4
+    an Atelectasis (0, 0, 128, 128) and a Nodule box (768, 768, 256, 256);
     with ``with_lists`` images 6 and 7 form ``test_list.txt``.
     """
     rows = []
@@ -160,9 +160,9 @@ def write_nih(root: Path, with_boxes: bool = True, with_lists: bool = True) -> P
             root / "BBox_List_2017.csv",
             ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]", "", "", ""],
             [
-                ["00000002_000.png", "Effusion", 16.0, 16.0, 32.0, 32.0, "", "", ""],
-                ["00000004_000.png", "Atelectasis", 0.0, 0.0, 8.0, 8.0, "", "", ""],
-                ["00000004_000.png", "Nodule", 48.0, 48.0, 16.0, 16.0, "", "", ""],
+                ["00000002_000.png", "Effusion", 256.0, 256.0, 512.0, 512.0, "", "", ""],
+                ["00000004_000.png", "Atelectasis", 0.0, 0.0, 128.0, 128.0, "", "", ""],
+                ["00000004_000.png", "Nodule", 768.0, 768.0, 256.0, 256.0, "", "", ""],
             ],
         )
     if with_lists:

@@ -31,9 +31,10 @@ class NIHChestXray14(_files.FileDataset):
     case-insensitively, hidden files skipped). When ``BBox_List_2017.csv``
     exists, its boxes become one mask per finding and the dataset provides
     masks (all-empty for images without boxes). Boxes (x, y, w, h) are in the
-    pixels of the stored PNGs (1024 x 1024 as NIH ships them), so they are
-    scaled by each image file's own size; the CSV's ``OriginalImage[Width`` /
-    ``Height]`` (the size before NIH's downscaling) is ignored. Splits follow
+    pixels of the 1024 x 1024 PNGs NIH ships (``box_frame``), so a copy resized
+    from them gets its masks in the right place too; the CSV's
+    ``OriginalImage[Width`` / ``Height]`` (the size before NIH's downscaling) is
+    ignored. Splits follow
     ``train_val_list.txt`` / ``test_list.txt`` when present, else a seeded
     split by patient; validation is carved from train by patient. Patients
     come from ``Patient ID``, or, when that column is absent, from the
@@ -55,6 +56,10 @@ class NIHChestXray14(_files.FileDataset):
         Seed of the hold-outs.
     max_rows : int or None
         Read at most this many rows of the data-entry CSV.
+    box_frame : int or None
+        Side of the square frame the boxes are in: 1024, NIH's PNGs (also right
+        for copies resized from them); None reads them in each stored image's
+        own pixels.
     """
 
     name: ClassVar[str] = "xray.nih_chestxray14"
@@ -78,6 +83,7 @@ class NIHChestXray14(_files.FileDataset):
         test_fraction: float = 0.2,
         seed: int = 0,
         max_rows: int | None = None,
+        box_frame: int | None = 1024,
     ) -> None:
         self.root = root
         self.image_size = image_size
@@ -86,6 +92,7 @@ class NIHChestXray14(_files.FileDataset):
         self.test_fraction = test_fraction
         self.seed = seed
         self.max_rows = max_rows
+        self.box_frame = box_frame
 
     @classmethod
     def conformance_instances(cls, tmp_dir: Path) -> list[NIHChestXray14]:
@@ -123,6 +130,10 @@ class NIHChestXray14(_files.FileDataset):
                 f"the 14 ChestX-ray14 findings or 'No Finding'.{did_you_mean(name, FINDINGS)}"
             )
         return FINDINGS.index(name)
+
+    def _box_frame(self, stored: tuple[int, int]) -> tuple[int, int]:
+        """Return the (width, height) frame of the boxes: ``box_frame`` square, else ``stored``."""
+        return stored if self.box_frame is None else (self.box_frame, self.box_frame)
 
     def _boxes(self, root: Path) -> dict[str, list[tuple[int, float, float, float, float]]]:
         path = root / "BBox_List_2017.csv"
