@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from harness.contracts.component import Component
 from harness.contracts.data import Batch, DatasetInfo
 from harness.contracts.tags import ModelTags, Task
-from harness.contracts.validation import check_logits
+from harness.contracts.validation import check_labels, check_logits
 from harness.device import exact_cuda
 from harness.errors import CapabilityError, PluginError
 
@@ -260,6 +260,7 @@ class TorchModel(Model, abc.ABC):
                 dataset.iter_batches(ids, batch_size, shuffle=True, seed=context.seed + epoch)
             ):
                 batch = batch.to(context.device)
+                check_labels(batch, self.task, self.expected_outputs, dataset=dataset)
                 opt.zero_grad(set_to_none=True)
                 loss = self.loss(self.logits(batch), batch.labels)
                 loss.backward()  # type: ignore[no-untyped-call]

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from harness.contracts.data import Attribution, Batch
-from harness.contracts.tags import Need
+from harness.contracts.tags import Need, Task
 from harness.errors import CapabilityError, ContractViolation, DataError
 
 if TYPE_CHECKING:
@@ -168,6 +168,31 @@ def check_logits(out: object, n: int, *, model: Model) -> Tensor:
         )
     _finite(out.detach(), "logits", "model", model)
     return out
+
+
+def check_labels(batch: Batch, task: Task, classes: int | None, *, dataset: Dataset) -> None:
+    """Raise a DataError naming a sample whose label the model cannot be trained on.
+
+    Multi-class labels are class indices in ``[0, classes)``; multi-label entries
+    are CheXpert states 1, 0, -1 (uncertain) or -2 (missing). ``classes`` None
+    (the model's width is not known yet) checks only the multi-label states.
+    """
+    labels = batch.labels
+    if task is Task.MULTILABEL:
+        bad = ~((labels >= -2) & (labels <= 1))
+        bad = bad.reshape(len(labels), -1).any(dim=1)
+        expected = "CheXpert states 1, 0, -1 or -2"
+    elif classes is not None:
+        bad = (labels < 0) | (labels >= classes)
+        expected = f"a class index in [0, {classes})"
+    else:
+        return
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0])
+        raise DataError(
+            f"dataset {dataset.name!r}: sample {batch.ids[row]!r} has label "
+            f"{labels[row].tolist()} - expected {expected}"
+        )
 
 
 def check_samples(samples: Sequence[Sample], ids: Sequence[str], *, dataset: Dataset) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import pytest
@@ -23,7 +24,13 @@ from harness import (
     Need,
     PluginError,
 )
-from harness.contracts.validation import check_attribution, check_logits, check_scores
+from harness.contracts import FitContext, Sample, Task
+from harness.contracts.validation import (
+    check_attribution,
+    check_labels,
+    check_logits,
+    check_scores,
+)
 from harness.testing.fixtures import ToyAbstracts, ToyCNN, ToyLesions, ToyNaiveBayes
 
 
@@ -220,3 +227,37 @@ def test_a_misspelt_cam_layer_fails_the_cell_with_suggestions() -> None:
     with pytest.raises(PluginError, match="cam_layer - no layer named 'features.nosuch'") as err:
         model.target_layer()
     assert not isinstance(err.value, CapabilityError)  # a configuration error, not a skip
+
+
+class OutOfRangeLabels(ToyLesions):
+    """ToyLesions whose every fifth sample carries class 7 of 2."""
+
+    def _get(self, sample_id: str) -> Sample:
+        sample = super()._get(sample_id)
+        if self._index(sample_id) % 5 == 3:
+            return dataclasses.replace(sample, label=torch.tensor(7))
+        return sample
+
+
+def test_training_names_a_sample_whose_label_is_out_of_range() -> None:
+    data = OutOfRangeLabels(n=10)
+    model = ToyCNN(epochs=1)
+    model.build(data.info())
+    model.expected_outputs = data.info().num_outputs
+    ids = list(data.splits()["train"])
+    with pytest.raises(
+        DataError, match=r"sample 'lesion-\d+' has label 7 - expected a class index in \[0, 2\)"
+    ):
+        model.fit(data, ids, FitContext(torch.device("cpu")))
+
+
+def test_multilabel_states_outside_chexpert_s_are_named() -> None:
+    batch = Batch(ids=("a", "b"), labels=torch.tensor([[1, 0, -2], [1, 2, 0]]))
+    with pytest.raises(DataError, match=r"sample 'b' has label \[1, 2, 0\] - expected CheXpert"):
+        check_labels(batch, Task.MULTILABEL, 3, dataset=ToyLesions())
+    check_labels(
+        Batch(ids=("a",), labels=torch.tensor([[1, -1, -2]])),
+        Task.MULTILABEL,
+        3,
+        dataset=ToyLesions(),
+    )
