@@ -19,7 +19,7 @@ from harness.contracts import (
     Need,
     Scores,
 )
-from harness.errors import CapabilityError
+from harness.errors import CapabilityError, HarnessError
 from harness.testing._common import Check, close, fail
 from harness.testing._setups import (
     MetricSetup,
@@ -164,6 +164,25 @@ def check_metric_scores(metric: ExplanationMetric) -> None:
     for key, note in scores.notes.items():
         if not isinstance(note, int | float) or not math.isfinite(note):
             fail(metric, name, f"notes[{key!r}]", "a finite number", note)
+
+
+def check_metric_zero_map(metric: ExplanationMetric) -> None:
+    """Check that a row whose map is all zeros (Grad-CAM after its ReLU can give one) scores finitely."""
+    name = "check_metric_zero_map"
+    setup = metric_setup(metric)
+    pixels, tokens = (
+        None if t is None else t.clone().index_fill_(0, torch.tensor([0], device=t.device), 0)
+        for t in (setup.attribution.pixels, setup.attribution.tokens)
+    )
+    if pixels is None and tokens is None:
+        return  # sentences only: no map to zero
+    attribution = replace(setup.attribution, pixels=pixels, tokens=tokens)
+    try:
+        scores = _score(metric, setup, attribution=attribution)
+    except HarnessError as exc:
+        fail(metric, name, "scores with row 0's map all zeros", "finite scores (add an eps)", exc)
+    for i, value in enumerate(scores.values.tolist()):
+        _within(metric, name, f"score of row {i} (row 0's map all zeros)", value)
 
 
 def _check_seeds(
@@ -319,7 +338,7 @@ def checks(metric: Metric) -> Iterator[tuple[str, Check]]:
     elif isinstance(metric, GenerationMetric):
         selected += [check_generation_metric_values]
     elif isinstance(metric, ExplanationMetric):
-        selected += [check_metric_scores, check_metric_reproducible]
+        selected += [check_metric_scores, check_metric_zero_map, check_metric_reproducible]
         if metric.get_tags().deterministic:
             selected += [check_metric_deterministic, check_metric_batch_independence]
         selected += [check_metric_needs_declared, check_metric_does_not_mutate]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness import ContractViolation, PluginError
-from harness.contracts import Component
+from harness.contracts import Component, ExplanationMetric, MetricKind, MetricTags, Need
 from harness.testing import (
     CheckResult,
     all_check_names,
@@ -237,3 +237,28 @@ def test_splits_that_change_with_the_string_hash_seed_are_caught():
     failed = _failed(HashSplitLesions())
     assert "fresh Python process" in failed["check_dataset_splits_deterministic"]
     assert "check_dataset_splits_deterministic" not in _failed(fx.ToyLesions())
+
+
+class MassWithoutEps(ExplanationMetric):
+    """The share of positive attribution inside the mask, dividing by the map's mass (no eps)."""
+
+    name: ClassVar[str] = "toy.mass_without_eps"
+    version: ClassVar[str] = "1"
+    citation: ClassVar[str] = "a test"
+    tags: ClassVar[MetricTags] = MetricTags(
+        kind=MetricKind.LOCALISATION, needs=frozenset({Need.MASKS, Need.PIXEL_ATTRIBUTIONS})
+    )
+    higher_is_better: ClassVar[bool] = True
+    bounds: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+
+    def _score(self, model, batch, targets, attribution, explainer):  # type: ignore[no-untyped-def]
+        a = attribution.pixels.clamp(min=0).flatten(1)
+        m = batch.target_masks(targets).flatten(1).float()
+        return (a * m).sum(1) / a.sum(1)
+
+
+def test_a_metric_must_score_a_row_whose_map_is_all_zeros():
+    failed = _failed(MassWithoutEps())
+    assert "row 0's map all zeros" in failed["check_metric_zero_map"]
+    assert "(row(s) 0 of" in failed["check_metric_zero_map"]  # the non-finite row is named
+    assert "check_metric_scores" not in failed  # ordinary maps score fine
