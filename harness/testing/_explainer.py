@@ -13,7 +13,9 @@ from harness.contracts import (
     Explainer,
     Modality,
     Output,
+    Task,
 )
+from harness.errors import CapabilityError, ContractViolation
 from harness.testing._common import Check, close, fail
 from harness.testing._setups import ExplainerSetup, explainer_setup
 from harness.testing._state import same_state, seeded, snapshot
@@ -65,10 +67,21 @@ def check_explainer_output(explainer: Explainer) -> None:
     """Check declared outputs only, one finite row per row, on the model's device, per modality."""
     name = "check_explainer_output"
     declared = explainer.get_tags().output
-    for modality in modalities(explainer):
-        setup = _setup(explainer, modality)
-        out = _run(explainer.clone(), setup)
-        where = f"on {modality.value} data"
+    runs: list[tuple[ExplainerSetup, str]] = [
+        (_setup(explainer, m), f"on {m.value} data") for m in modalities(explainer)
+    ]
+    if Modality.IMAGE in modalities(explainer):  # the RGB fixture's maps, and a 1-channel one's
+        gray = explainer_setup(explainer, Modality.IMAGE, task=Task.MULTILABEL)
+        runs.append((gray, "on 1-channel image data"))
+    for setup, where in runs:
+        try:
+            out = _run(explainer.clone(), setup)
+        except ContractViolation as exc:
+            fail(explainer, name, f"outputs {where}", "maps of the input's shape", exc)
+        except CapabilityError:
+            if setup.task is Task.MULTILABEL:
+                continue  # an explainer that declines multi-label models: no 1-channel check
+            raise
         returned = {
             Output.PIXEL: out.pixels,
             Output.TOKEN: out.tokens,

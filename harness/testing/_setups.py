@@ -84,14 +84,16 @@ def _task_for(modality: Modality, tasks: frozenset[Task] | None = None) -> Task:
     )
 
 
-def explainer_setup(explainer: Explainer, modality: Modality, rows: int = 4) -> ExplainerSetup:
-    """Return a setup for ``explainer`` on ``modality``.
+def explainer_setup(
+    explainer: Explainer, modality: Modality, rows: int = 4, task: Task | None = None
+) -> ExplainerSetup:
+    """Return a setup for ``explainer`` on ``modality`` (and ``task``, default the first fixture's).
 
     Explainers that need neither gradients nor a target layer get a
     black-box model where one exists, so hidden needs surface.
     """
     needs = explainer.get_tags().needs
-    task = _task_for(modality)
+    task = task or _task_for(modality)
     black_box = not needs & {Need.GRADIENTS, Need.TARGET_LAYER}
     model = fixture_model(modality, task, black_box=black_box)
     batch = fixture_batch(fixture_dataset(modality, task), rows).to(model.device)

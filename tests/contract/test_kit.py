@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from harness import ContractViolation, PluginError
-from harness.contracts import Component, ExplanationMetric, MetricKind, MetricTags, Need
+from harness.contracts import (
+    Component,
+    ExplanationMetric,
+    MetricKind,
+    MetricTags,
+    Modality,
+    Need,
+)
 from harness.testing import (
     CheckResult,
     all_check_names,
@@ -262,3 +269,27 @@ def test_a_metric_must_score_a_row_whose_map_is_all_zeros():
     assert "row 0's map all zeros" in failed["check_metric_zero_map"]
     assert "(row(s) 0 of" in failed["check_metric_zero_map"]  # the non-finite row is named
     assert "check_metric_scores" not in failed  # ordinary maps score fine
+
+
+class AlwaysRGB(fx.ToyGradCAM):
+    """An explainer that hard-codes three colour channels in its maps."""
+
+    name: ClassVar[str] = "toy.always_rgb"
+    tags: ClassVar = fx.ToyGradCAM.tags.__class__(
+        modalities=frozenset({Modality.IMAGE}),  # the RGB fixture alone would not catch it
+        needs=fx.ToyGradCAM.tags.needs,
+        output=fx.ToyGradCAM.tags.output,
+    )
+
+    def _explain(self, model, batch, targets):  # type: ignore[no-untyped-def]
+        out = super()._explain(model, batch, targets)
+        if out.pixels is None:  # token maps of text models
+            return out
+        return type(out)(pixels=out.pixels.unsqueeze(1).expand(-1, 3, -1, -1).contiguous())
+
+
+def test_an_explainer_is_checked_on_one_channel_images_too():
+    message = _failed(AlwaysRGB())["check_explainer_output"]
+    assert (
+        "on 1-channel image data" in message and "returned attributions of shape (4, 3," in message
+    )
