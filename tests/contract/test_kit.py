@@ -6,16 +6,10 @@ import pathlib
 from typing import ClassVar
 
 import pytest
-import torch
 
 from harness import ContractViolation, PluginError
 from harness.contracts import (
     Component,
-    ExplanationMetric,
-    MetricKind,
-    MetricTags,
-    Modality,
-    Need,
 )
 from harness.testing import (
     CheckResult,
@@ -182,114 +176,3 @@ def test_target_blind_explainers_are_exempt_from_target_sensitivity():
 
     assert "check_explainer_target_sensitivity" not in dict(plugin_checks(Control()))
     assert "check_explainer_target_sensitivity" in dict(plugin_checks(fx.ToyInputXGradient()))
-
-
-class SoftmaxCNN(fx.ToyCNN):
-    """A model whose forward ends in a softmax: it returns probabilities, not logits."""
-
-    name: ClassVar[str] = "toy.softmax_cnn"
-
-    def _build_module(self, info):  # type: ignore[no-untyped-def]
-        return torch.nn.Sequential(super()._build_module(info), torch.nn.Softmax(dim=1))
-
-
-class RenamedParameter(fx.ToyGradCAM):
-    """Stores its parameter under another name than the keyword."""
-
-    name: ClassVar[str] = "toy.renamed_parameter"
-
-    def __init__(self, *, relu: bool = True) -> None:
-        self.use_relu = relu
-
-
-class BatchDrawn(fx.ToyGradCAM):
-    """A stochastic explainer drawing one noise stream per call, not per sample id."""
-
-    name: ClassVar[str] = "toy.batch_drawn"
-    tags: ClassVar = fx.ToyGradCAM.tags.__class__(
-        modalities=fx.ToyGradCAM.tags.modalities,
-        needs=fx.ToyGradCAM.tags.needs,
-        deterministic=False,
-        output=fx.ToyGradCAM.tags.output,
-    )
-
-    def _explain(self, model, batch, targets):  # type: ignore[no-untyped-def]
-        out = super()._explain(model, batch, targets)
-        return type(out)(pixels=out.pixels + 0.1 * torch.rand_like(out.pixels))
-
-
-def _failed(plugin: Component) -> dict[str, str]:
-    return {r.name: r.message for r in check_plugin(plugin, on_fail=None) if r.status == "failed"}
-
-
-def test_the_kit_names_a_softmax_left_in_forward():
-    failed = _failed(SoftmaxCNN(epochs=1))
-    assert "probabilities" in failed["check_model_predict"]
-    assert "drop the softmax" in failed["check_model_predict"]
-
-
-def test_a_parameter_stored_under_another_name_is_a_plugin_error():
-    with pytest.raises(PluginError, match=r"parameter 'relu' - expected __init__ to store it as"):
-        RenamedParameter().get_params()
-
-
-def test_a_stochastic_explainer_must_draw_per_sample_id():
-    failed = _failed(BatchDrawn())
-    assert "harness.draws.row_seeds" in failed["check_explainer_batch_independence"]
-
-
-def test_splits_that_change_with_the_string_hash_seed_are_caught():
-    from contract._hash_split import HashSplitLesions
-
-    failed = _failed(HashSplitLesions())
-    assert "fresh Python process" in failed["check_dataset_splits_deterministic"]
-    assert "check_dataset_splits_deterministic" not in _failed(fx.ToyLesions())
-
-
-class MassWithoutEps(ExplanationMetric):
-    """The share of positive attribution inside the mask, dividing by the map's mass (no eps)."""
-
-    name: ClassVar[str] = "toy.mass_without_eps"
-    version: ClassVar[str] = "1"
-    citation: ClassVar[str] = "a test"
-    tags: ClassVar[MetricTags] = MetricTags(
-        kind=MetricKind.LOCALISATION, needs=frozenset({Need.MASKS, Need.PIXEL_ATTRIBUTIONS})
-    )
-    higher_is_better: ClassVar[bool] = True
-    bounds: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
-
-    def _score(self, model, batch, targets, attribution, explainer):  # type: ignore[no-untyped-def]
-        a = attribution.pixels.clamp(min=0).flatten(1)
-        m = batch.target_masks(targets).flatten(1).float()
-        return (a * m).sum(1) / a.sum(1)
-
-
-def test_a_metric_must_score_a_row_whose_map_is_all_zeros():
-    failed = _failed(MassWithoutEps())
-    assert "row 0's map all zeros" in failed["check_metric_zero_map"]
-    assert "(row(s) 0 of" in failed["check_metric_zero_map"]  # the non-finite row is named
-    assert "check_metric_scores" not in failed  # ordinary maps score fine
-
-
-class AlwaysRGB(fx.ToyGradCAM):
-    """An explainer that hard-codes three colour channels in its maps."""
-
-    name: ClassVar[str] = "toy.always_rgb"
-    tags: ClassVar = fx.ToyGradCAM.tags.__class__(
-        modalities=frozenset({Modality.IMAGE}),  # the RGB fixture alone would not catch it
-        needs=fx.ToyGradCAM.tags.needs,
-        output=fx.ToyGradCAM.tags.output,
-    )
-
-    def _explain(self, model, batch, targets):  # type: ignore[no-untyped-def]
-        out = super()._explain(model, batch, targets)
-        if out.pixels is None:  # token maps of text models
-            return out
-        return type(out)(pixels=out.pixels.unsqueeze(1).expand(-1, 3, -1, -1).contiguous())
-
-
-def test_an_explainer_is_checked_on_one_channel_images_too():
-    message = _failed(AlwaysRGB())["check_explainer_output"]
-    assert (
-        "on 1-channel image data" in message and "returned attributions of shape (4, 3," in message
-    )

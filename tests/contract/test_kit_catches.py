@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from contract._hash_split import HashSplitLesions
 from harness import (
     Attribution,
     Batch,
@@ -21,9 +22,11 @@ from harness import (
     ExplanationMetric,
     MetricKind,
     MetricTags,
+    Modality,
     ModelTags,
     Need,
     Output,
+    PluginError,
     Sample,
     Task,
 )
@@ -71,6 +74,18 @@ class WrongTagType(fx.ToyGradCAM):
 
 class StringModalities(fx.ToyGradCAM):
     tags: ClassVar[ExplainerTags] = ExplainerTags(modalities=frozenset({"image"}))  # type: ignore[arg-type]
+
+
+class RenamedParameter(fx.ToyGradCAM):
+    """Stores its parameter under another name than the keyword."""
+
+    def __init__(self, *, relu: bool = True) -> None:
+        self.use_relu = relu
+
+
+def test_a_parameter_stored_under_another_name_is_a_plugin_error() -> None:
+    with pytest.raises(PluginError, match=r"parameter 'relu' - expected __init__ to store it as"):
+        RenamedParameter().get_params()
 
 
 @pytest.mark.parametrize(
@@ -142,6 +157,7 @@ class WrongTask(fx.ToyLesions):
         (SharedStream(), "check_dataset_load_order", "rows of load"),
         (SharedStream(), "check_dataset_load_deterministic", "identical batches"),
         (WrongTask(), "check_dataset_info", "modality / task"),
+        (HashSplitLesions(), "check_dataset_splits_deterministic", "fresh Python process"),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("check_") else None,
 )
@@ -191,6 +207,13 @@ class NaNLogits(fx.ToyCNN):
         return super()._forward(batch) * float("nan")
 
 
+class SoftmaxCNN(fx.ToyCNN):
+    """A model whose forward ends in a softmax: it returns probabilities, not logits."""
+
+    def _build_module(self, info: DatasetInfo) -> nn.Module:
+        return nn.Sequential(super()._build_module(info), nn.Softmax(dim=1))
+
+
 @pytest.mark.parametrize(
     ("plugin", "check", "match"),
     [
@@ -200,6 +223,7 @@ class NaNLogits(fx.ToyCNN):
         (PartialState(), "check_model_state_round_trip", "the original logits"),
         (LinearTarget(), "check_model_target_layer", r"\(4, C, h, w\)"),
         (NaNLogits(), "check_model_predict", "non-finite"),
+        (SoftmaxCNN(epochs=1), "check_model_predict", "drop the softmax.*probabilities"),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("check_") else None,
 )
@@ -262,6 +286,30 @@ class LeavesTrainMode(fx.ToyGradCAM):
         return super()._explain(model, batch, targets)
 
 
+class BatchDrawn(fx.ToyGradCAM):
+    """A stochastic explainer drawing one noise stream per call, not per sample id."""
+
+    tags: ClassVar[ExplainerTags] = dataclasses.replace(fx.ToyGradCAM.tags, deterministic=False)
+
+    def _explain(self, model: Any, batch: Batch, targets: Tensor) -> Attribution:
+        out = super()._explain(model, batch, targets)
+        assert out.pixels is not None
+        return Attribution(pixels=out.pixels + 0.1 * torch.rand_like(out.pixels))
+
+
+class AlwaysRGB(fx.ToyGradCAM):
+    """Hard-codes three colour channels in its maps; images only, so only the 1-channel fixture catches it."""
+
+    tags: ClassVar[ExplainerTags] = dataclasses.replace(
+        fx.ToyGradCAM.tags, modalities=frozenset({Modality.IMAGE})
+    )
+
+    def _explain(self, model: Any, batch: Batch, targets: Tensor) -> Attribution:
+        out = super()._explain(model, batch, targets)
+        assert out.pixels is not None
+        return Attribution(pixels=out.pixels.unsqueeze(1).expand(-1, 3, -1, -1).contiguous())
+
+
 class UndeclaredTokens(fx.ToyGradCAM):
     tags: ClassVar[ExplainerTags] = dataclasses.replace(
         fx.ToyGradCAM.tags, output=frozenset({Output.PIXEL})
@@ -286,6 +334,12 @@ class UndeclaredTokens(fx.ToyGradCAM):
             UndeclaredTokens(),
             "check_explainer_output",
             r"outputs on text data - expected only tags.output",
+        ),
+        (BatchDrawn(), "check_explainer_batch_independence", "harness.draws.row_seeds"),
+        (
+            AlwaysRGB(),
+            "check_explainer_output",
+            r"on 1-channel image data.*returned attributions of shape \(4, 3,",
         ),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("check_") else None,
@@ -325,6 +379,17 @@ class MassMetric(ExplanationMetric):
         assert attribution.pixels is not None
         mass = attribution.pixels.abs()
         return (mass * batch.target_masks(targets)).sum((1, 2)) / mass.sum((1, 2)).clamp(min=1e-12)
+
+
+class MassWithoutEps(MassMetric):
+    """Divides by the map's mass without an eps: an all-zero map gives NaN."""
+
+    def _score(
+        self, model: Any, batch: Batch, targets: Tensor, attribution: Attribution, explainer: Any
+    ) -> Tensor:
+        assert attribution.pixels is not None
+        mass = attribution.pixels.abs()
+        return (mass * batch.target_masks(targets)).sum((1, 2)) / mass.sum((1, 2))
 
 
 class UndeclaredMasks(MassMetric):
@@ -386,11 +451,17 @@ class LossAsScore(ClassificationMetric):
         (Jittery(), "check_metric_deterministic", "tags.deterministic is True"),
         (RandomisesInPlace(), "check_metric_does_not_mutate", "changed logits, state"),
         (LossAsScore(), "check_classification_metric_direction", "perfect higher"),
+        # the non-finite row is named; ordinary maps score fine (check_metric_scores passes)
+        (MassWithoutEps(), "check_metric_zero_map", r"row 0's map all zeros.*\(row\(s\) 0 of"),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("check_") else None,
 )
 def test_metric_checks_fail(plugin: Any, check: str, match: str) -> None:
     fails(plugin, check, match)
+
+
+def test_a_metric_without_eps_scores_ordinary_maps() -> None:
+    run(MassWithoutEps(), "check_metric_scores")
 
 
 def test_a_sound_metric_passes_every_check() -> None:
