@@ -18,6 +18,17 @@ import torch
 from torch import Tensor
 
 _SEED_BITS = 62
+SECOND_RUN = 0x2545F4914F6CDD1D
+
+
+def second_run_seed(seed: int) -> int:
+    """Return the seed of a stochastic metric's agreement run, ``seed ^ SECOND_RUN``.
+
+    A metric that reports ``notes["run_agreement"]`` by repeating its random
+    draws scores the second run as the same metric with this seed would, so a
+    test (or a user) can replay either run on its own.
+    """
+    return int(seed) ^ SECOND_RUN
 
 
 def base_seed(seed: int | None) -> int:

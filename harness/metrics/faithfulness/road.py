@@ -11,7 +11,7 @@ from torch import Tensor
 
 from harness.contracts import Attribution, Batch, ExplanationMetric, MetricTags, Model, Scores
 from harness.contracts.tags import MetricKind, Modality, Need
-from harness.draws import base_seed, row_seeds
+from harness.draws import base_seed, row_seeds, second_run_seed
 from harness.metrics import _engine
 from harness.metrics._correlation import rank_agreement
 from harness.metrics._params import flag, integer, number_in, percentages
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from harness.contracts import Explainer
 
 _OUTPUTS = ("correct", "probability")
-_SECOND_RUN = 0x2545F4914F6CDD1D  # the agreement run is the metric with seed ``seed ^ _SECOND_RUN``
 
 
 def _sample_keys(seed: int, ids: Sequence[str], device: torch.device) -> Tensor:
@@ -73,7 +72,7 @@ class ROAD(ExplanationMetric):
         double) and report the Spearman correlation across rows of the two
         runs' values as ``notes["run_agreement"]``: how far the noise, not the
         attribution, ranks the rows. The second run is this metric with seed
-        ``seed ^ 0x2545F4914F6CDD1D``. The value and curve come from the first
+        :func:`harness.draws.second_run_seed` of ``seed``. The value and curve come from the first
         run alone, so they do not depend on this setting.
 
     References
@@ -143,7 +142,7 @@ class ROAD(ExplanationMetric):
         seed = base_seed(self.seed)
         noise = float(self.noise)
         runs = 2 if self.agreement and noise else 1
-        seeds = (seed, seed ^ _SECOND_RUN)[:runs]
+        seeds = (seed, second_run_seed(seed))[:runs]
         keys = torch.stack([_sample_keys(s, batch.ids, images.device) * steps for s in seeds])
 
         def make(flat: Tensor) -> Tensor:

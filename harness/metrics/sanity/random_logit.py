@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -14,7 +15,8 @@ from harness.contracts.metric import Scores
 from harness.contracts.tags import MetricKind, MetricTags, Modality, Need, Task
 from harness.errors import CapabilityError
 from harness.metrics import _engine
-from harness.metrics._params import integer
+from harness.metrics._correlation import rank_agreement
+from harness.metrics._params import flag, integer
 from harness.metrics.sanity._common import (
     MapComparison,
     check_similarity,
@@ -126,6 +128,16 @@ class RandomLogit(MapComparison):
         (Spearman over the document's tokens; needs ``similarity="spearman"``).
     pad_token : int, default=0
         With ``over="tokens"``: the padding id, left out of the comparison.
+    agreement : bool, default=True
+        Where a row has more than one class to draw from (more than two
+        classes, or several negative labels), also draw a second, independent
+        class per row (this metric with seed
+        :func:`harness.draws.second_run_seed` of ``seed``), re-explain the rows
+        whose class changed, and report the Spearman correlation across rows
+        of the two runs' scores as ``notes["run_agreement"]``: how far the class
+        drawn, not the explainer, ranks the rows. Costs up to one more
+        re-explanation of the explain set; with two classes nothing is drawn
+        and nothing is re-explained. The value comes from the first run alone.
 
     References
     ----------
@@ -137,7 +149,8 @@ class RandomLogit(MapComparison):
     # 2: other classes keyed on sample ids (1 drew them by batch position, as Quantus).
     # 3: two constant maps score 1 (Spearman), not 0; 4: multi-label draws among negative labels
     # 5: a multi-label row without a negative draws among its uncertain or missing labels first
-    version: ClassVar[str] = "5"
+    # 6: notes["run_agreement"] from a second class draw (values unchanged)
+    version: ClassVar[str] = "6"
     citation: ClassVar[str] = "Sixt, Granz, Landgraf, When Explanations Lie, ICML 2020"
     tags: ClassVar[MetricTags] = MetricTags(
         kind=MetricKind.SANITY,
@@ -155,17 +168,20 @@ class RandomLogit(MapComparison):
         seed: int = 42,
         over: str = "pixels",
         pad_token: int = 0,
+        agreement: bool = True,
     ) -> None:
         self.similarity = similarity
         self.absolute = absolute
         self.seed = seed
         self.over = over
         self.pad_token = pad_token
+        self.agreement = agreement
 
     def check_params(self) -> None:
-        """Refuse what every map comparison refuses, and a seed that is not an integer."""
+        """Refuse what every map comparison refuses, a seed that is not an integer, a non-bool flag."""
         super().check_params()
         integer(self.name, "seed", self.seed)
+        flag(self.name, "agreement", self.agreement)
 
     @_engine.engine_scope
     def _score(
@@ -193,27 +209,34 @@ class RandomLogit(MapComparison):
             negative, positive = labels == 0, labels == 1
             # a row without a negative label draws among labels not known present (-1, -2)
             allowed = torch.where(negative.any(dim=1, keepdim=True), negative, ~positive)
-        others = other_classes(
-            targets, num_classes, salt=self.name, seed=self.seed, ids=batch.ids, allowed=allowed
-        )
-        scores = score_other_classes(
-            model,
-            batch,
-            attribution,
-            explainer,
-            others,
-            similarity=self.similarity,
-            absolute=self.absolute,
-            over=self.over,
-            pad_token=self.pad_token,
-        )
+
+        def draw(seed: int) -> Tensor:
+            return other_classes(
+                targets, num_classes, salt=self.name, seed=seed, ids=batch.ids, allowed=allowed
+            )
+
+        compare = partial(
+            score_other_classes, model, similarity=self.similarity, absolute=self.absolute,
+            over=self.over, pad_token=self.pad_token,
+        )  # fmt: skip
+        others = draw(self.seed)
+        scores = compare(batch, attribution, explainer, others)
+        notes = dict(scores.notes)
+        if self.agreement:
+            second = draw(_draws.second_run_seed(self.seed))
+            moved = (second != others).nonzero().view(-1)
+            if len(moved):  # else no row had a choice (two classes): nothing is random
+                again = scores.values.clone()
+                again[moved] = compare(
+                    batch.index(moved), attribution.index(moved), explainer, second[moved]
+                ).values
+                finite = scores.values.isfinite() & again.isfinite()
+                agreement = rank_agreement(scores.values[finite], again[finite])
+                if agreement is not None:
+                    notes["run_agreement"] = agreement
         if positive is not None:
             rows = torch.arange(len(others), device=others.device)
             shared = positive[rows, others]  # every other label is a finding present too
             if bool(shared.any()):
-                notes = {
-                    **scores.notes,
-                    "other_class_present_fraction": float(shared.double().mean()),
-                }
-                return replace(scores, notes=notes)
-        return scores
+                notes["other_class_present_fraction"] = float(shared.double().mean())
+        return replace(scores, notes=notes)
