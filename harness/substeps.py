@@ -32,3 +32,19 @@ def report_substep(done: int, total: int) -> None:
     report = _REPORT.get()
     if report is not None:
         report(done, total)
+
+
+@contextmanager
+def within(start: int, total: int) -> Iterator[None]:
+    """Report the block's substeps as ``start + done`` of ``total``: one pass of a larger count.
+
+    A metric that evaluates its inputs in several passes (one per randomised
+    layer, per group of rows, per block of steps) counts them all against one
+    total, so its progress line advances once instead of restarting each pass.
+    """
+    outer = _REPORT.get()
+    if outer is None:
+        yield
+        return
+    with reporting(lambda done, _total: outer(start + done, total)):
+        yield

@@ -12,6 +12,7 @@ from harness.contracts.tags import MetricKind, Modality, Need
 from harness.metrics import _engine
 from harness.metrics._params import flag
 from harness.metrics.faithfulness import _common as C
+from harness.substeps import within
 
 if TYPE_CHECKING:
     from harness.contracts import Explainer
@@ -147,7 +148,7 @@ class Monotonicity(ExplanationMetric):
         curve = torch.full((n, n_steps), float("nan"), device=images.device)
         active = torch.arange(n, device=images.device)
         block = max(2, _engine.chunk_size(model, images) // (4 * n))
-        start = 0
+        start = evaluated = 0
         while start < n_steps and len(active):
             stop = min(n_steps, start + block)
             sub: Batch = batch
@@ -159,7 +160,12 @@ class Monotonicity(ExplanationMetric):
             make = C.threshold_maker(
                 sub_images, sub_images, sub_base, sub_rank, stop - start, counts[start:stop]
             )
-            scores = _engine.evaluate(model, sub, sub_targets, stop - start, make, output=output)
+            # inputs evaluated, of at most every row's every step (decided rows leave early)
+            with within(evaluated, n * n_steps):
+                scores = _engine.evaluate(
+                    model, sub, sub_targets, stop - start, make, output=output
+                )
+            evaluated += len(active) * (stop - start)
             curve[active, start:stop] = scores.to(curve.dtype)
             seen = curve[active, :stop]
             decreased = (seen[:, 1:] < seen[:, :-1]).any(dim=1)

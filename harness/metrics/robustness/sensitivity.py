@@ -27,6 +27,7 @@ from harness.errors import CapabilityError
 from harness.metrics import _engine
 from harness.metrics._correlation import rank_agreement
 from harness.metrics._params import positive, positive_number
+from harness.substeps import within
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -94,9 +95,10 @@ def drawn_relative_changes(
         rows = batch if hi - lo == n else batch.index(torch.arange(lo, hi))
         perturbed = (noise(lo, hi) + images[lo:hi].detach().unsqueeze(1)).flatten(0, 1)
         copies = replace(rows, images=None).repeat_interleave(s).with_images(perturbed)
-        parts, size = explain_chunks(
-            model, explainer, copies, targets[lo:hi].repeat_interleave(s), size
-        )
+        with within(lo * s, total):  # copies explained, all groups of rows
+            parts, size = explain_chunks(
+                model, explainer, copies, targets[lo:hi].repeat_interleave(s), size
+            )
         pixels = [p.pixels for p in parts if p.pixels is not None]
         if len(pixels) != len(parts):
             raise CapabilityError(

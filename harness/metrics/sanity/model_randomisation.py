@@ -24,6 +24,7 @@ from harness.metrics.sanity._common import (
     ssim_rows,
     valid_features,
 )
+from harness.substeps import within
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -163,7 +164,8 @@ class _ModelRandomisation(MapComparison):
         parts: list[tuple[Tensor, ...]] = []
         for i, (name, layer) in enumerate(layers):
             reset_layer(layer, self.seed + 1)
-            pending.append(reexplain(randomised, explainer, batch, targets, self.over))  # type: ignore[arg-type]
+            with within(i * len(batch), len(layers) * len(batch)):  # rows explained, all layers
+                pending.append(reexplain(randomised, explainer, batch, targets, self.over))  # type: ignore[arg-type]
             if not self._cascading:  # independent: back to the caller's (untouched) weights
                 layer.load_state_dict(originals[i][1].state_dict())
             log.debug("%s: layer %s randomised", self.name, name)

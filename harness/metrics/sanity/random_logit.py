@@ -25,6 +25,7 @@ from harness.metrics.sanity._common import (
     reexplain,
     valid_features,
 )
+from harness.substeps import within
 
 if TYPE_CHECKING:
     from harness.contracts.data import Attribution, Batch
@@ -220,20 +221,23 @@ class RandomLogit(MapComparison):
             over=self.over, pad_token=self.pad_token,
         )  # fmt: skip
         others = draw(self.seed)
-        scores = compare(batch, attribution, explainer, others)
+        # the second draw's rows whose class changed are explained again (agreement)
+        second = draw(_draws.second_run_seed(self.seed)) if self.agreement else others
+        moved = (second != others).nonzero().view(-1)
+        total = len(batch) + len(moved)
+        with within(0, total):
+            scores = compare(batch, attribution, explainer, others)
         notes = dict(scores.notes)
-        if self.agreement:
-            second = draw(_draws.second_run_seed(self.seed))
-            moved = (second != others).nonzero().view(-1)
-            if len(moved):  # else no row had a choice (two classes): nothing is random
-                again = scores.values.clone()
+        if len(moved):  # else no row had a choice (two classes): nothing is random
+            again = scores.values.clone()
+            with within(len(batch), total):
                 again[moved] = compare(
                     batch.index(moved), attribution.index(moved), explainer, second[moved]
                 ).values
-                finite = scores.values.isfinite() & again.isfinite()
-                agreement = rank_agreement(scores.values[finite], again[finite])
-                if agreement is not None:
-                    notes["run_agreement"] = agreement
+            finite = scores.values.isfinite() & again.isfinite()
+            agreement = rank_agreement(scores.values[finite], again[finite])
+            if agreement is not None:
+                notes["run_agreement"] = agreement
         if positive is not None:
             rows = torch.arange(len(others), device=others.device)
             shared = positive[rows, others]  # every other label is a finding present too
