@@ -110,8 +110,15 @@ def test_validate_reports_every_problem_with_suggestions(tmp_path: Path) -> None
     assert "Did you mean: synthetic.lesions" in err
     assert "Did you mean: epochs" in err
     assert "Did you mean: localisation.pointing_game" in err
-    ok = run_cli("validate", "specs/quickstart.yaml")
-    assert ok.returncode == 0 and "cell(s) to run" in ok.stdout
+
+
+@pytest.mark.parametrize(
+    "spec", ["quickstart", "pneumonia", "chexpert_multilabel", "metric_suite"]
+)  # the specs on embedded data (the real-data specs run in test_real_formats_e2e.py)
+def test_the_committed_specs_validate_with_every_cell_planned(spec: str) -> None:
+    ok = run_cli("validate", f"specs/{spec}.yaml")
+    assert ok.returncode == 0, ok.stderr
+    assert "cell(s) to run, 0 skipped" in ok.stdout
 
 
 def test_ls_shows_distribution_and_version() -> None:
