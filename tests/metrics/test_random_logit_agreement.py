@@ -6,31 +6,25 @@ from dataclasses import replace
 
 import pytest
 import torch
+from _toys_a import InputXGradient
 from scipy import stats
 from torch import Tensor
 
 import harness
-from harness.contracts import Attribution, Batch, Explainer, Model, Task
+from harness.contracts import Attribution, Batch, Model, Task
 from harness.draws import second_run_seed
 from harness.metrics.sanity.random_logit import other_classes
 
 
-class CountingGradient(Explainer):
+class CountingGradient(InputXGradient):
     """Input x gradient that counts the rows it explains."""
-
-    name = "test.counting_gradient"
 
     def __init__(self) -> None:
         self.rows = 0
 
     def _explain(self, model: Model, batch: Batch, targets: Tensor) -> Attribution:
         self.rows += len(batch)
-        assert batch.images is not None
-        x = batch.images.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            picked = model.logits(batch.with_images(x)).gather(1, targets.view(-1, 1)).sum()
-            (grad,) = torch.autograd.grad(picked, x)
-        return Attribution(pixels=(grad * x).detach().sum(dim=1))
+        return super()._explain(model, batch, targets)
 
 
 def _score(setup, batch: Batch | None = None, **params: object):

@@ -72,8 +72,8 @@ class ROAD(ExplanationMetric):
         double) and report the Spearman correlation across rows of the two
         runs' values as ``notes["run_agreement"]``: how far the noise, not the
         attribution, ranks the rows. The second run is this metric with seed
-        :func:`harness.draws.second_run_seed` of ``seed``. The value and curve come from the first
-        run alone, so they do not depend on this setting.
+        :func:`harness.draws.second_run_seed` of ``seed``. The value and curve
+        come from the first run alone, so they do not depend on this setting.
 
     References
     ----------
