@@ -306,7 +306,9 @@ def test_image_text_models_score_pixels_and_tokens_as_the_plugin_path_does() -> 
         seen.append((images.shape, ids.shape))
         wrapped = harness.arrays.ImageTextModuleModel(net=module)
         wrapped.build(fixture_dataset(Modality.IMAGE_TEXT, Task.MULTILABEL).info())
-        sub = harness.Batch(ids=batch.ids, labels=batch.labels, images=images, tokens=ids)
+        n = len(images)  # any subset of the rows (random logit re-explains the rows it redraws)
+        labels = torch.zeros((n, batch.labels.shape[1]), dtype=batch.labels.dtype)
+        sub = harness.Batch(ids=tuple(map(str, range(n))), labels=labels, images=images, tokens=ids)
         return ToyInputXGradient().explain(wrapped, sub, t).pixels
 
     metric = harness.get_metric("sanity.random_logit", similarity="spearman")
