@@ -30,7 +30,7 @@ def test_eight_bit_reading_unchanged(tmp_path):
     with Image.open(path) as img:
         gray = np.asarray(img.convert("L").resize((16, 16), Image.Resampling.BILINEAR))
     reference = standardise(torch.from_numpy(gray.copy()).float().reshape(1, 16, 16) / 255.0)
-    assert torch.equal(read_image(path, 16, "test"), reference)
+    assert torch.equal(read_image(path, 16, "test")[0], reference)
 
 
 def test_sixteen_bit_png_keeps_its_content(tmp_path):
@@ -39,26 +39,26 @@ def test_sixteen_bit_png_keeps_its_content(tmp_path):
     Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "16.png")
     with Image.open(tmp_path / "16.png") as img:
         assert img.mode.startswith("I;16")
-    low = read_image(tmp_path / "8.png", 16, "test")
-    high = read_image(tmp_path / "16.png", 16, "test")
+    low = read_image(tmp_path / "8.png", 16, "test")[0]
+    high = read_image(tmp_path / "16.png", 16, "test")[0]
     assert high.std() > 0.5
     assert _corr(low, high) > 0.999
     # 12-bit content in a 16-bit file (values < 4096) is not clipped either
     Image.fromarray(eight.astype(np.uint16) * 16).save(tmp_path / "12.png")
-    assert _corr(low, read_image(tmp_path / "12.png", 16, "test")) > 0.999
+    assert _corr(low, read_image(tmp_path / "12.png", 16, "test")[0]) > 0.999
 
 
 def test_float_and_int32_images_scaled_by_their_range(tmp_path):
     eight = _ramp()
-    low = read_image(_save(tmp_path / "8.png", eight), 16, "test")
+    low = read_image(_save(tmp_path / "8.png", eight), 16, "test")[0]
     floats = _save(tmp_path / "f.tiff", eight.astype(np.float32) * 1e3 - 5e4)
     ints = _save(tmp_path / "i.tiff", eight.astype(np.int32) * 70_000)
     for path, mode in ((floats, "F"), (ints, "I")):
         with Image.open(path) as img:
             assert img.mode == mode
-        assert _corr(low, read_image(path, 16, "test")) > 0.999
+        assert _corr(low, read_image(path, 16, "test")[0]) > 0.999
     flat = _save(tmp_path / "flat.tiff", np.full((8, 8), 7.0, np.float32))
-    assert torch.equal(read_image(flat, 4, "test"), torch.zeros(1, 4, 4))
+    assert torch.equal(read_image(flat, 4, "test")[0], torch.zeros(1, 4, 4))
 
 
 def _save(path, array):

@@ -50,13 +50,10 @@ class Index:
     splits: dict[str, list[str]] = field(default_factory=dict)
 
 
-def read_image(path: Path, size: int, where: str) -> Tensor:
-    """Read ``path`` with Pillow as grayscale, resize to ``size`` and standardise: (1, H, W)."""
-    return read_image_sized(path, size, where)[0]
+def read_image(path: Path, size: int, where: str) -> tuple[Tensor, tuple[int, int]]:
+    """Read ``path`` with Pillow as grayscale, resize to ``size`` and standardise.
 
-
-def read_image_sized(path: Path, size: int, where: str) -> tuple[Tensor, tuple[int, int]]:
-    """Read ``path`` like :func:`read_image`; also return the file's (width, height).
+    Returns the (1, H, W) image and the file's own (width, height).
 
     8-bit images are converted to Pillow mode ``L`` (0..255, divided by 255).
     High-bit-depth grayscale (modes ``I;16*``, ``I``, ``F``, e.g. 16-bit PNG)
@@ -106,18 +103,6 @@ def visible_images(folder: Path) -> list[Path]:
         for p in folder.iterdir()
         if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
     )
-
-
-def check_root(owner: str, root: str) -> None:
-    """Raise :class:`PluginError` unless the ``root`` parameter names an existing folder."""
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        what = "a file, not a folder" if path.exists() else "no such folder"
-        raise PluginError(
-            f"dataset {owner!r}: parameter root - expected an existing dataset folder, "
-            f"got {root!r} ({what}).",
-            plugin=owner,
-        )
 
 
 def read_csv(path: Path, required: Iterable[str]) -> Any:
@@ -178,11 +163,23 @@ def boxes_to_masks(
 class FileDataset(Dataset, abc.ABC):
     """Lazy index plus per-sample image reading, shared by the file-based datasets.
 
-    Subclasses build an :class:`Index` in ``_build_index`` and declare
-    ``image_size``; masks are rasterised from record boxes when ``_has_masks``.
+    Subclasses build an :class:`Index` in ``_build_index`` and declare ``root``
+    and ``image_size``; masks are rasterised from record boxes when ``_has_masks``.
     """
 
+    root: str
     image_size: int
+
+    def check_params(self) -> None:
+        """Raise a PluginError when ``root`` is not an existing folder."""
+        path = Path(self.root).expanduser()
+        if not path.is_dir():
+            what = "a file, not a folder" if path.exists() else "no such folder"
+            raise PluginError(
+                f"dataset {self.name!r}: parameter root - expected an existing dataset folder, "
+                f"got {self.root!r} ({what}).",
+                plugin=self.name,
+            )
 
     @abc.abstractmethod
     def _build_index(self) -> Index:
@@ -214,7 +211,7 @@ class FileDataset(Dataset, abc.ABC):
                 f"dataset {self.name!r}: unknown sample id {sample_id!r} - "
                 "expected an id from splits()."
             )
-        image, stored = read_image_sized(record.path, self.image_size, record.where)
+        image, stored = read_image(record.path, self.image_size, record.where)
         mask = None
         if self._has_masks():
             classes = len(self.info().class_names)

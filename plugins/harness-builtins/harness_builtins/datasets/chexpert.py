@@ -87,10 +87,6 @@ class CheXpert(_files.FileDataset):
             cls(root=str(root), image_size=32, uncertainty="ones"),
         ]
 
-    def check_params(self) -> None:
-        """Raise a PluginError when ``root`` is not an existing folder."""
-        _files.check_root(self.name, self.root)
-
     def info(self) -> DatasetInfo:
         """Describe the dataset: 1-channel images, 14 CheXpert observations, no masks."""
         return DatasetInfo(

@@ -78,10 +78,6 @@ class KermanyPneumonia(_files.FileDataset):
         root = _fixtures.write_kermany(tmp_dir / "kermany", per_class=3)
         return [cls(root=str(root), image_size=32)]
 
-    def check_params(self) -> None:
-        """Raise a PluginError when ``root`` is not an existing folder."""
-        _files.check_root(self.name, self.root)
-
     def info(self) -> DatasetInfo:
         """Describe the dataset: 1-channel images, normal vs pneumonia, no masks."""
         return DatasetInfo(

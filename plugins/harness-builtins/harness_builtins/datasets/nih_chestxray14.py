@@ -101,10 +101,6 @@ class NIHChestXray14(_files.FileDataset):
         plain = _fixtures.write_nih(tmp_dir / "nih_plain", with_boxes=False, with_lists=False)
         return [cls(root=str(boxed), image_size=32), cls(root=str(plain), image_size=32)]
 
-    def check_params(self) -> None:
-        """Raise a PluginError when ``root`` is not an existing folder."""
-        _files.check_root(self.name, self.root)
-
     def _root(self) -> Path:
         return Path(self.root).expanduser()
 
