@@ -378,18 +378,18 @@ class MassMetric(ExplanationMetric):
     ) -> Tensor:
         assert attribution.pixels is not None
         mass = attribution.pixels.abs()
-        return (mass * batch.target_masks(targets)).sum((1, 2)) / mass.sum((1, 2)).clamp(min=1e-12)
+        return (mass * batch.target_masks(targets)).sum((1, 2)) / self._total(mass)
+
+    def _total(self, mass: Tensor) -> Tensor:
+        """Each row's own mass (the sound denominator; broken variants replace it)."""
+        return mass.sum((1, 2)).clamp(min=1e-12)
 
 
 class MassWithoutEps(MassMetric):
     """Divides by the map's mass without an eps: an all-zero map gives NaN."""
 
-    def _score(
-        self, model: Any, batch: Batch, targets: Tensor, attribution: Attribution, explainer: Any
-    ) -> Tensor:
-        assert attribution.pixels is not None
-        mass = attribution.pixels.abs()
-        return (mass * batch.target_masks(targets)).sum((1, 2)) / mass.sum((1, 2))
+    def _total(self, mass: Tensor) -> Tensor:
+        return mass.sum((1, 2))
 
 
 class UndeclaredMasks(MassMetric):
@@ -397,12 +397,8 @@ class UndeclaredMasks(MassMetric):
 
 
 class BatchShare(MassMetric):
-    def _score(
-        self, model: Any, batch: Batch, targets: Tensor, attribution: Attribution, explainer: Any
-    ) -> Tensor:
-        assert attribution.pixels is not None
-        mass = attribution.pixels.abs()
-        return (mass * batch.target_masks(targets)).sum((1, 2)) / mass.sum()
+    def _total(self, mass: Tensor) -> Tensor:
+        return mass.sum()  # the whole batch's mass: a row's score depends on its neighbours
 
 
 class Doubled(MassMetric):

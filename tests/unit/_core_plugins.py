@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -169,3 +170,18 @@ def toy_registries() -> Registries:
         distribution="toy-dist",
         version="0.0",
     )
+
+
+def write_toy_spec(folder: Path, *, metrics: str = "[toy.mass]", explain: str = "{n: 4}") -> Path:
+    """Write ``folder/toy.yaml``: 8 toy images, the toy CNN and gradient, 10 bootstrap resamples."""
+    spec = folder / "toy.yaml"
+    spec.write_text(
+        "benchmark: toy\n"
+        "dataset: {name: toy.images, params: {n: 8}}\n"
+        "models: [toy.cnn]\n"
+        "explainers: [toy.gradient]\n"
+        f"metrics: {metrics}\n"
+        f"explain: {explain}\n"
+        "bootstrap: {n: 10}\n"
+    )
+    return spec

@@ -6,7 +6,6 @@ import errno
 import json
 import logging
 import sqlite3
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from _core_plugins import toy_registries
+from _core_plugins import toy_registries, write_toy_spec
 
 import harness.stages
 from harness.errors import StoreError
@@ -130,22 +129,6 @@ def test_a_full_disk_while_saving_a_stage_is_a_store_error_naming_the_file(
     assert not cache.has(KEY)
 
 
-def _spec(tmp_path: Path) -> Path:
-    spec = tmp_path / "toy.yaml"
-    spec.write_text(
-        textwrap.dedent("""
-        benchmark: toy
-        dataset: {name: toy.images, params: {n: 8}}
-        models: [toy.cnn]
-        explainers: [toy.gradient]
-        metrics: [toy.mass, toy.accuracy]
-        explain: {n: 4}
-        bootstrap: {n: 10}
-        """)
-    )
-    return spec
-
-
 def _values(out: Path) -> list[tuple[str, str, float]]:
     with sqlite3.connect(out / DB_NAME) as conn:
         rows = conn.execute(
@@ -159,7 +142,11 @@ def _values(out: Path) -> list[tuple[str, str, float]]:
 def test_a_rerun_over_truncated_artefacts_recomputes_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    options = RunOptions(spec_path=_spec(tmp_path), output=tmp_path / "out", progress=False)
+    options = RunOptions(
+        spec_path=write_toy_spec(tmp_path, metrics="[toy.mass, toy.accuracy]"),
+        output=tmp_path / "out",
+        progress=False,
+    )
     regs = toy_registries()
     assert run_benchmark(options, regs).ok == 2
     first = _values(tmp_path / "out")
@@ -182,7 +169,11 @@ def test_a_full_disk_stops_the_run_without_failing_cells(
         harness.stages.torch, "save", lambda obj, f: _enospc_after_half(Path(f.name))
     )
     out = tmp_path / "out"
-    options = RunOptions(spec_path=_spec(tmp_path), output=out, progress=False)
+    options = RunOptions(
+        spec_path=write_toy_spec(tmp_path, metrics="[toy.mass, toy.accuracy]"),
+        output=out,
+        progress=False,
+    )
     with pytest.raises(StoreError, match="No space left on device.*rerun the same command"):
         run_benchmark(options, toy_registries())
     with sqlite3.connect(out / DB_NAME) as conn:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import textwrap
 from pathlib import Path
 
 import pytest
-from _core_plugins import toy_registries
+from _core_plugins import toy_registries, write_toy_spec
 
 from harness.cli import main
 from harness.reports import write_reports
@@ -53,18 +52,7 @@ def test_harness_report_rebuilds_a_store_without_intervals(
 def test_explain_n_beyond_the_split_is_warned(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spec = tmp_path / "toy.yaml"
-    spec.write_text(
-        textwrap.dedent("""
-        benchmark: toy
-        dataset: {name: toy.images, params: {n: 8}}
-        models: [toy.cnn]
-        explainers: [toy.gradient]
-        metrics: [toy.mass]
-        explain: {n: 50}
-        bootstrap: {n: 10}
-        """)
-    )
+    spec = write_toy_spec(tmp_path, explain="{n: 50}")
     regs = toy_registries()
     options = RunOptions(spec_path=spec, output=tmp_path / "out", progress=False)
     with caplog.at_level(logging.WARNING, logger="harness.pipeline.explaining"):
