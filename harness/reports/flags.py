@@ -23,6 +23,7 @@ mask as the best explainer of a column (:func:`contenders`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pandas as pd
 
@@ -116,6 +117,14 @@ def _bounds(rows: pd.DataFrame, pick_high: bool) -> tuple[float, float, float]:
     return float(row["value"]), low, high
 
 
+def _localisation_cells(expl: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, bool]]:
+    """Yield (metric, its ok cells, higher is better) for each metric the mask can check."""
+    for metric, col in expl.groupby("metric", sort=True):
+        ok = col[(col["status"] == "ok") & col["kind"].isin(SEPARATION_KINDS)]
+        if not ok.empty:
+            yield str(metric), ok, bool(ok["higher_is_better"].iloc[0])
+
+
 def separation_flags(expl: pd.DataFrame) -> list[str]:
     """Flag localisation metrics where the ground-truth mask does not beat random attributions.
 
@@ -126,15 +135,11 @@ def separation_flags(expl: pd.DataFrame) -> list[str]:
     compared with the best random map, so one flag covers every pair that fails.
     """
     flags = []
-    for metric, col in expl.groupby("metric", sort=True):
-        ok = col[(col["status"] == "ok") & col["kind"].isin(SEPARATION_KINDS)]
-        if ok.empty:
-            continue
+    for metric, ok, hib in _localisation_cells(expl):
         names = ok.apply(plugin_name, axis=1)
         masks, randoms = ok[names == MASK_CONTROL], ok[names == RANDOM_CONTROL]
         if masks.empty or randoms.empty:
             continue
-        hib = bool(ok["higher_is_better"].iloc[0])
         mask, mask_low, mask_high = _bounds(masks, pick_high=not hib)
         rand, rand_low, rand_high = _bounds(randoms, pick_high=hib)
         separated = mask_low > rand_high if hib else mask_high < rand_low
@@ -163,15 +168,11 @@ def ceiling_flags(expl: pd.DataFrame) -> list[str]:
     (e.g. the map's spread).
     """
     flags = []
-    for metric, col in expl.groupby("metric", sort=True):
-        ok = col[(col["status"] == "ok") & col["kind"].isin(SEPARATION_KINDS)]
-        if ok.empty:
-            continue
+    for metric, ok, hib in _localisation_cells(expl):
         masks = ok[ok.apply(is_mask_control, axis=1).astype(bool)]
         methods = ok[~ok.apply(is_control, axis=1).astype(bool)]
         if masks.empty or methods.empty:
             continue
-        hib = bool(ok["higher_is_better"].iloc[0])
         mask, mask_low, mask_high = _bounds(masks, pick_high=hib)
         ahead = methods[
             (methods["ci_low"].astype(float) > mask_high)
