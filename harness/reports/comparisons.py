@@ -1,8 +1,9 @@
 """The paired tests between explainers, as every report shows them.
 
 Markdown and HTML list the significant differences per metric under the same
-sentence (test, correction, family, count); ``comparisons.csv`` holds every
-pair with its statistic and p-values, so the marks can be checked.
+sentence (test, correction, family, count), one line per winning explainer
+with the explainers it beats; ``comparisons.csv`` holds every pair with its
+statistic and p-values, so the marks can be checked.
 """
 
 from __future__ import annotations
@@ -31,23 +32,27 @@ COLUMNS = [
 
 
 def summary(comps: pd.DataFrame) -> tuple[str, list[tuple[str, list[str]]]]:
-    """Return the sentence introducing one group's tests and its significant pairs per metric.
+    """Return the sentence introducing one group's tests and its significant wins per metric.
 
-    Each pair reads ``"better > worse"``; metrics without a significant pair are left out.
+    A metric's lines read ``"better > worse, worse, ..."``: one line per
+    explainer that significantly beats another, most wins first (ties by name),
+    the beaten ones in name order. Metrics without a significant pair are left out.
     """
     sig = comps[comps["p_adjusted"] < ALPHA]
     intro = (
         "Paired Wilcoxon signed-rank tests on per-sample scores (a sample's rows averaged), "
         "Holm-corrected per metric; "
-        f"{len(sig)} of {len(comps)} differences significant at p < {ALPHA:g} (better > worse):"
+        f"{len(sig)} of {len(comps)} differences significant at p < {ALPHA:g} "
+        "(each line: an explainer > those it beats):"
     )
     listed = []
     for metric, rows in sig.groupby("metric", sort=True):
-        pairs = []
+        beaten: dict[str, list[str]] = {}
         for _, c in rows.iterrows():
             worse = c["explainer_b"] if c["better"] == c["explainer_a"] else c["explainer_a"]
-            pairs.append(f"{c['better']} > {worse}")
-        listed.append((str(metric), pairs))
+            beaten.setdefault(str(c["better"]), []).append(str(worse))
+        order = sorted(beaten, key=lambda e: (-len(beaten[e]), e))
+        listed.append((str(metric), [f"{e} > {', '.join(sorted(beaten[e]))}" for e in order]))
     return intro, listed
 
 

@@ -141,8 +141,10 @@ def _comparisons(comps: pd.DataFrame) -> str:
         return ""
     intro, listed = summary(comps)
     items = "".join(
-        f"<li><code>{html.escape(metric)}</code>: {html.escape('; '.join(pairs))}</li>"
-        for metric, pairs in listed
+        f"<li><code>{html.escape(metric)}</code>:<ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in wins)
+        + "</ul></li>"
+        for metric, wins in listed
     )
     return f"<p>{html.escape(intro)}</p>" + (f"<ul>{items}</ul>" if items else "")
 

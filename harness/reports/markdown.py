@@ -84,7 +84,10 @@ def _comparison_lines(comps: pd.DataFrame) -> list[str]:
     if comps.empty:
         return []
     intro, listed = summary(comps)
-    return ["", intro, *(f"- `{metric}`: " + "; ".join(pairs) for metric, pairs in listed)]
+    lines = ["", intro]
+    for metric, wins in listed:
+        lines += [f"- `{metric}`:", *(f"  - {line}" for line in wins)]
+    return lines
 
 
 def _problems(group: pd.DataFrame) -> list[str]:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness.reports import write_reports
+from harness.reports.comparisons import summary
 from harness.reports.html import heatmap_png
 from harness.runner import store_comparisons
 from harness.store import ResultRow, Store
@@ -78,9 +81,20 @@ def test_markdown_tables_flags_and_reasons(tmp_path: Path) -> None:
     # the sobel control beats Grad-CAM: the metric is flagged
     assert "⚠ `loc.mass` does not rank the controls last: control.sobel" in md
     assert "skipped: metric needs randomisable" in md
-    assert "- `loc.mass`: " in md and "captum.grad_cam > control.random" in md
+    wins = "- `loc.mass`:\n  - control.sobel > captum.grad_cam, control.random\n"
+    assert wins + "  - captum.grad_cam > control.random\n" in md  # most wins first
     records = json.loads((tmp_path / "results.json").read_text())
     assert {r["status"] for r in records} == {"ok", "skipped", "failed"}
+
+
+def listed_wins(text: str) -> set[tuple[str, str]]:
+    """(better, worse) pairs of a report's lines ``better > worse, worse, ...``."""
+    pairs = set()
+    for line in text.splitlines():
+        better, sep, worse = line.strip(" -").partition(" > ")
+        if sep and better.startswith(("captum.", "control.", "zennit.")):
+            pairs |= {(better, w) for w in worse.split(", ")}
+    return pairs
 
 
 def test_every_report_carries_the_paired_tests_and_the_run_agreement(tmp_path: Path) -> None:
@@ -102,9 +116,12 @@ def test_every_report_carries_the_paired_tests_and_the_run_agreement(tmp_path: P
     md = (tmp_path / "leaderboard.md").read_text()
     significant = table[table["significant"]]
     assert len(significant) >= 1
-    for c in significant.itertuples():
-        worse = c.explainer_b if c.better == c.explainer_a else c.explainer_a
-        assert f"{c.better} &gt; {worse}" in page and f"{c.better} > {worse}" in md
+    expected = {
+        (c.better, c.explainer_b if c.better == c.explainer_a else c.explainer_a)
+        for c in significant.itertuples()
+    }
+    assert listed_wins(md) == expected
+    assert listed_wins(html.unescape(re.sub(r"<[^>]+>", "\n", page))) == expected
     sentence = f"{len(significant)} of 3 differences significant at p &lt; 0.05"
     assert sentence in page and sentence.replace("&lt;", "<") in md
     assert "ρ=0.42" in page and "ρ=0.42" in md
@@ -148,3 +165,21 @@ def test_token_heat_maps_render_escaped_words_shaded_by_score(tmp_path: Path) ->
     assert 'style="background:rgba(220,50,40,1.000)" title="+1.000">tumour</span>' in page
     assert 'rgba(40,90,220,0.500)" title="-0.500">&lt;script&gt;' in page  # negative: blue
     assert EVIL not in page and "javascript:" not in page  # unknown overlays are not shown
+
+
+def test_summary_groups_wins_by_winner_most_wins_first() -> None:
+    def pair(a: str, b: str, better: str, p: float) -> dict[str, object]:
+        return {"metric": "m", "explainer_a": a, "explainer_b": b, "better": better, "p_adjusted": p}
+
+    comps = pd.DataFrame(
+        [
+            pair("b", "z", "z", 0.01),  # z beats b
+            pair("a", "z", "z", 0.2),  # not significant: listed nowhere
+            pair("a", "b", "a", 0.001),
+            pair("c", "a", "a", 0.04),
+            pair("b", "c", "c", 0.03),
+        ]
+    )
+    intro, listed = summary(comps)
+    assert "3 of 5" not in intro and "4 of 5 differences significant" in intro
+    assert listed == [("m", ["a > b, c", "c > b", "z > b"])]
