@@ -169,7 +169,13 @@ def test_token_heat_maps_render_escaped_words_shaded_by_score(tmp_path: Path) ->
 
 def test_summary_groups_wins_by_winner_most_wins_first() -> None:
     def pair(a: str, b: str, better: str, p: float) -> dict[str, object]:
-        return {"metric": "m", "explainer_a": a, "explainer_b": b, "better": better, "p_adjusted": p}
+        return {
+            "metric": "m",
+            "explainer_a": a,
+            "explainer_b": b,
+            "better": better,
+            "p_adjusted": p,
+        }
 
     comps = pd.DataFrame(
         [
