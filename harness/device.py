@@ -12,23 +12,33 @@ metrics, change between runs.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from harness.errors import SpecError
 
 
 def exact_cuda(device: torch.device) -> None:
-    """On CUDA: full-precision float32 (no TF32) and deterministic cuDNN algorithms.
+    """On CUDA: full-precision float32 (no TF32) and deterministic algorithms.
 
     Uses torch's long-standing ``allow_tf32`` switches: setting the newer
     ``fp32_precision`` ones makes ``torch.backends.cudnn.allow_tf32`` and
     ``torch.backends.cudnn.flags()`` raise for the rest of the process.
+    Deterministic algorithms cover more than cuDNN (e.g. the backward pass of
+    an adaptive average pooling that upsamples, as VGG's does below 224 px,
+    adds with atomics otherwise); an operation without a deterministic CUDA
+    kernel warns instead of failing, and cuBLAS gets the workspace setting it
+    needs for determinism unless the process already chose one (it is read
+    when CUDA starts, so it may come too late in a process that used CUDA).
     """
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def resolve_device(name: str, *, where: str = "device", key: str = "") -> torch.device:

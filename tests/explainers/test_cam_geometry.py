@@ -8,6 +8,7 @@ stride-2 pool centres it on 2 i + 0.5.
 from __future__ import annotations
 
 import copy
+import logging
 import weakref
 from collections import OrderedDict
 
@@ -132,7 +133,9 @@ class _TupleLayer(nn.Module):
         return x, x
 
 
-def test_unmeasurable_networks_fall_back_to_none() -> None:
+@pytest.mark.usefixtures("fresh_cache")
+def test_unmeasurable_networks_fall_back_to_none(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     functional = _FunctionalPool()
     assert feature_geometry(functional, functional.conv, 1) is None
     tuple_net = nn.Sequential(nn.Conv2d(1, 2, 3), _TupleLayer())
@@ -142,6 +145,24 @@ def test_unmeasurable_networks_fall_back_to_none() -> None:
     multimodal = ToyMultimodal()
     multimodal.build(info_for(3, modality=Modality.IMAGE_TEXT))  # forward needs tokens too
     assert feature_geometry(multimodal.module, multimodal.module.conv, 1) is None
+    assert "refuses an image alone" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # known limits
+
+
+class _Unexpected(nn.Sequential):
+    def forward(self, x: Tensor) -> Tensor:
+        raise RuntimeError("Expected all tensors to be on the same device")
+
+
+@pytest.mark.usefixtures("fresh_cache")
+def test_an_unexpected_failure_is_a_warning_naming_the_layer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    net = _Unexpected(nn.Conv2d(1, 2, 3))
+    assert feature_geometry(net, net[0], 1) is None
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "layer '0' of _Unexpected" in record.getMessage()
+    assert "RuntimeError: Expected all tensors to be on the same device" in record.getMessage()
 
 
 def test_one_hot_map_peaks_at_the_cell_centre() -> None:

@@ -220,3 +220,6 @@ def test_bad_inputs_raise_data_error() -> None:
         acc.compute(torch.tensor([[0, 1]]), torch.rand(1, 3), Task.MULTILABEL)
     with pytest.raises(DataError, match="states"):
         acc.compute(torch.tensor([[0, 5, 1]]), torch.rand(1, 3), Task.MULTILABEL)
+    nan = float("nan")  # a float label matrix with NaN for "unknown" is named, not a crash
+    with pytest.raises(DataError, match=r"states must be 1, 0, -1 or -2 - got \['0.5', 'nan'\]"):
+        acc.compute(torch.tensor([[0.0, nan, 0.5]]), torch.rand(1, 3), Task.MULTILABEL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,14 +15,18 @@ _CUDNN = ("allow_tf32", "deterministic", "benchmark")
 
 
 @pytest.fixture
-def settings() -> Iterator[None]:
-    """Restore the global cuDNN / matmul settings a test changes."""
+def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Restore the global cuDNN / matmul / determinism settings a test changes."""
     cudnn = {k: getattr(torch.backends.cudnn, k) for k in _CUDNN}
     matmul = torch.backends.cuda.matmul.allow_tf32
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # restored after the test
     yield
     for k, v in cudnn.items():
         setattr(torch.backends.cudnn, k, v)
     torch.backends.cuda.matmul.allow_tf32 = matmul
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 def test_auto_is_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch, settings: None) -> None:
@@ -29,6 +34,7 @@ def test_auto_is_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch, settings:
     assert resolve_device("auto") == torch.device("cpu")
     assert resolve_device("cpu") == torch.device("cpu")
     assert torch.backends.cudnn.allow_tf32 and not torch.backends.cudnn.deterministic
+    assert not torch.are_deterministic_algorithms_enabled()  # the CPU's settings are left alone
     with pytest.raises(SpecError, match="'cuda:1' requested but CUDA is not available"):
         resolve_device("cuda:1")
 
@@ -55,5 +61,9 @@ def test_a_cuda_device_is_exact_and_deterministic(
     assert not torch.backends.cuda.matmul.allow_tf32
     assert not torch.backends.cudnn.allow_tf32
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    # beyond cuDNN (e.g. adaptive pooling's atomic backward); no deterministic kernel: a warning
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     with torch.backends.cudnn.flags(enabled=True):  # the legacy API stays usable
         pass

@@ -78,7 +78,7 @@ def known_mask(name: str, labels: Tensor) -> Tensor:
     if bool(bad.any()):
         raise DataError(
             f"metric {name!r}: multi-label states must be 1, 0, -1 or -2 - got "
-            f"{sorted({int(v) for v in labels[bad].tolist()})}."
+            f"{sorted({f'{v:g}' for v in labels[bad].tolist()})}."
         )
     return (labels == 0) | (labels == 1)
 
@@ -106,12 +106,13 @@ def per_label_columns(
     out = []
     for j in range(labels.shape[1]):
         rows = known[:, j]
-        out.append((j, labels[rows, j].numpy(), values[rows, j].numpy()))
+        out.append((j, labels[rows, j].cpu().numpy(), values[rows, j].cpu().numpy()))
     return out
 
 
 def as_numpy(x: Tensor) -> np.ndarray:
-    """Return ``x`` as a NumPy array (CPU, float64 for floating tensors)."""
+    """Return ``x`` as a NumPy array (copied to the CPU, float64 for floating tensors)."""
+    x = x.detach().cpu()
     if x.is_floating_point():
         return x.to(torch.float64).numpy()
     return x.numpy()

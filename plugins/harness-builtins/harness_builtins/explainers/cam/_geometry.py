@@ -110,14 +110,18 @@ def feature_geometry(module: nn.Module, layer: nn.Module, channels: int) -> Geom
             raise _GeometryError("the layer is not a submodule of the module")
         geometry: Geometry | None = _measure(module, name, channels)
         log.debug("feature geometry of %r in %s: %s", name, type(module).__name__, geometry)
-    except Exception as exc:  # any failure of an arbitrary network means "unknown geometry"
+    except _GeometryError as exc:  # a network the linearised copy cannot measure
         log.debug(
-            "feature geometry of %r in %s unavailable (%s: %s); using plain bilinear resizing",
-            name,
-            type(module).__name__,
-            type(exc).__name__,
-            exc,
-        )
+            "feature geometry of %r in %s unavailable (%s); using plain bilinear resizing",
+            name, type(module).__name__, exc,
+        )  # fmt: skip
+        geometry = None
+    except Exception as exc:  # noqa: BLE001 - any failure of an arbitrary network: unknown geometry
+        log.warning(
+            "Grad-CAM: could not place the cells of layer %r of %s on the input (%s: %s); its "
+            "maps are resized plainly (bilinear), which can shift them by half a cell",
+            name, type(module).__name__, type(exc).__name__, exc,
+        )  # fmt: skip
         geometry = None
     _CACHE[key] = seen[(id(layer), channels)] = geometry
     if len(_CACHE) > _CACHE_SIZE:
@@ -236,6 +240,8 @@ def _measure_strip(
             net(canvas)
     except _Stop:
         pass
+    except TypeError as exc:  # e.g. an image+text model: its forward needs more than an image
+        raise _GeometryError(f"the forward refuses an image alone ({exc})") from exc
     finally:
         handle.remove()
     feat = outputs[0] if outputs else None

@@ -114,7 +114,8 @@ def attribute_per_image(
     perturbation): each call evaluates its ``n_samples`` perturbations in
     batches of ``perturbations_per_eval`` rows on the model's device.
 
-    Each image's perturbations are drawn from torch's generator seeded from
+    Each image's perturbations are drawn from torch's CPU generator (Captum
+    draws them there, then moves them to the model's device) seeded from
     (``who``, ``torch.initial_seed()``, its sample id), inside a forked random
     state: an image's map never depends on the images explained before it in
     the batch, and the caller's random stream is left as it was.
@@ -126,12 +127,11 @@ def attribute_per_image(
     method = make(forward)
     n, c, h, w = images.shape
     seeds = row_seeds(who, torch.initial_seed(), batch.ids)
-    cuda = [images.device.index or 0] if images.device.type == "cuda" else []
     out = []
     for i in range(n):
         _, mask = torch.unique(labels[i], return_inverse=True)
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seeds[i])
+        with torch.random.fork_rng(devices=[]):  # Captum draws the samples on the CPU
+            torch.default_generator.manual_seed(seeds[i])  # (torch.manual_seed: every GPU's too)
             attr = method.attribute(  # type: ignore[attr-defined]
                 images[i : i + 1].detach(),
                 baselines=base[i : i + 1],
