@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.utils.deterministic
 
 from harness.errors import SpecError
 
@@ -31,6 +32,8 @@ def exact_cuda(device: torch.device) -> None:
     kernel warns instead of failing, and cuBLAS gets the workspace setting it
     needs for determinism unless the process already chose one (it is read
     when CUDA starts, so it may come too late in a process that used CUDA).
+    Uninitialised memory is not filled with NaN (the deterministic mode's
+    default, a fill kernel per ``torch.empty``): nothing here reads it.
     """
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -39,6 +42,7 @@ def exact_cuda(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
 
 def resolve_device(name: str, *, where: str = "device", key: str = "") -> torch.device:

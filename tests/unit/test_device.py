@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+import torch.utils.deterministic
 
 from harness.device import resolve_device
 from harness.errors import SpecError
@@ -21,12 +22,14 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     matmul = torch.backends.cuda.matmul.allow_tf32
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # restored after the test
     yield
     for k, v in cudnn.items():
         setattr(torch.backends.cudnn, k, v)
     torch.backends.cuda.matmul.allow_tf32 = matmul
     torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
 
 
 def test_auto_is_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch, settings: None) -> None:
@@ -65,5 +68,6 @@ def test_a_cuda_device_is_exact_and_deterministic(
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.is_deterministic_algorithms_warn_only_enabled()
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert not torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     with torch.backends.cudnn.flags(enabled=True):  # the legacy API stays usable
         pass
