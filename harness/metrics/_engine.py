@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -91,9 +92,11 @@ class EngineConfig:
         tensor buffers are reused instead of page-faulted back in (see
         :mod:`harness.metrics._allocator`; ``HARNESS_TUNE_MALLOC=0`` also turns it off).
     freeze_min_images : int
-        Build a graph only for requests of at least this many images (a graph
-        built before is used for any size): building one costs about as much
-        as 1,000-2,500 ResNet18 forwards at 64 x 64 on this CPU.
+        Build a graph once the requests for a model's module add up to this
+        many images (a graph built before is used for any size), so a model
+        seen briefly stays eager while one scored by many small requests (a
+        leaderboard's explainers x metrics) gets its graph: building one costs
+        about as much as a few hundred to a few thousand eager forwards.
     cache : bool
         Reuse results of identical requests (see :func:`shared`).
     """
@@ -124,6 +127,7 @@ class ForwardStats:
 
 
 _COUNTERS: list[ForwardStats] = []
+_REQUESTED: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -217,6 +221,14 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(sign in message for sign in _OOM_MESSAGES)
 
 
+def _requested(module: nn.Module | None, images: int) -> int:
+    """Add ``images`` to the images requested of ``module`` so far; return the sum."""
+    if module is None:
+        return images
+    _REQUESTED[module] = _REQUESTED.get(module, 0) + images
+    return _REQUESTED[module]
+
+
 def _forwarder(
     model: Model, batch: Batch, example: Tensor, total: int, perturbs: str
 ) -> Callable[[Tensor, Tensor], Tensor]:
@@ -228,9 +240,9 @@ def _forwarder(
     """
     fast = direct = None
     if perturbs == "images" and batch.tokens is None:
-        build = total >= CONFIG.freeze_min_images
-        fast = fast_forward(model, example, enabled=CONFIG.freeze, build=build)
         direct = plain_module(model)
+        build = _requested(direct, total) >= CONFIG.freeze_min_images
+        fast = fast_forward(model, example, enabled=CONFIG.freeze, build=build)
 
     def forward(rows: Tensor, images: Tensor) -> Tensor:
         if fast is not None:

@@ -294,6 +294,18 @@ def test_small_requests_do_not_build_a_graph(toy_factory) -> None:
     assert fast_forward(toy.model, toy.batch.images, build=False) is not None
 
 
+def test_small_requests_that_add_up_build_a_graph(toy_factory) -> None:
+    toy = toy_factory(seed=10)
+    with _engine.configure(freeze_min_images=20):
+        _engine.clean_logits(toy.model, toy.batch)  # 8 images requested so far
+        _engine.cache_clear()
+        _engine.clean_logits(toy.model, toy.batch)  # 16
+        assert fast_forward(toy.model, toy.batch.images, build=False) is None
+        _engine.cache_clear()
+        _engine.clean_logits(toy.model, toy.batch)  # 24: this request builds
+    assert fast_forward(toy.model, toy.batch.images, build=False) is not None
+
+
 @pytest.mark.parametrize(("h", "w", "patch"), [(8, 8, 4), (7, 9, 4), (5, 5, 3), (6, 4, 8)])
 def test_patch_sums_add_each_patch_of_the_padded_grid(h: int, w: int, patch: int) -> None:
     """Padded-view patch sums equal a scatter of every pixel into its patch id."""

@@ -1,0 +1,85 @@
+"""The engine's graph choice: adaptive pools MKL-DNN refuses, and the fastest verified graph."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from harness.arrays import ModuleModel
+from harness.contracts import DatasetInfo, Modality, Task
+from harness.metrics import _engine_graph as G
+
+
+def vgg_like(pool: int) -> nn.Sequential:
+    """Two stride-2 convolutions (16 px -> 4 x 4 cells), then an adaptive pool to ``pool``."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(pool), nn.Flatten(), nn.Linear(8 * pool * pool, 3),
+    ).eval()  # fmt: skip
+
+
+def test_fixed_pool_equals_adaptive_average_pooling() -> None:
+    x = torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    for h in range(1, 13):
+        for w in (1, 5, 12):
+            for oh in range(1, 10):
+                for ow in (1, 4, 7):
+                    inputs = x[..., :h, :w]
+                    fixed = G.FixedAdaptivePool(h, w, oh, ow, inputs)(inputs)
+                    expected = nn.functional.adaptive_avg_pool2d(inputs, (oh, ow))
+                    torch.testing.assert_close(fixed, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_only_pools_that_do_not_divide_are_found() -> None:
+    with torch.no_grad():
+        assert G._uneven_pools(vgg_like(7), torch.rand(1, 1, 16, 16)) == {"4": (4, 4, 7, 7)}
+        assert G._uneven_pools(vgg_like(2), torch.rand(1, 1, 16, 16)) == {}  # 4 x 4 -> 2 x 2
+
+
+def test_an_uneven_pool_gets_an_optimised_graph_and_the_module_is_left_as_it_was() -> None:
+    net = vgg_like(7)
+    pool = net[4]
+    sample = torch.rand(4, 1, 16, 16)
+    with torch.no_grad():
+        labels = [label for label, _ in G._candidates(net, sample)]
+    # MKL-DNN refuses 4 x 4 -> 7 x 7; with the pool as matrices the optimised graph passes
+    assert labels == ["inference-optimised, adaptive pools as matrices", "frozen"]
+    assert net[4] is pool and isinstance(pool, nn.AdaptiveAvgPool2d)
+    model = ModuleModel(net=net)
+    model.build(DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b", "c"), image_size=(16, 16)))
+    images = torch.rand(64, 1, 16, 16)
+    graph = G.fast_forward(model, images)
+    assert graph is not None
+    with torch.inference_mode():
+        torch.testing.assert_close(graph(images), net(images), rtol=1e-4, atol=1e-5)
+
+
+def test_the_fastest_verified_graph_is_kept() -> None:
+    def slow(x: Tensor) -> Tensor:
+        time.sleep(0.01)
+        return x
+
+    def fast(x: Tensor) -> Tensor:
+        return x
+
+    example = torch.zeros(1)
+    assert G._fastest([("slow", slow), ("fast", fast)], example) == ("fast", fast)
+    assert G._fastest([("fast", fast), ("slow", slow)], example) == ("fast", fast)
+    assert G._fastest([("only", slow)], example) == ("only", slow)  # nothing to time
+
+
+@pytest.mark.parametrize("pool", [2, 7])
+def test_graphs_of_both_pools_give_eager_logits(pool: int) -> None:
+    net = vgg_like(pool)
+    sample = torch.rand(8, 1, 16, 16)
+    with torch.no_grad():
+        candidates = G._candidates(net, sample)
+    assert candidates
+    with torch.inference_mode():
+        for label, graph in candidates:
+            torch.testing.assert_close(graph(sample), net(sample), rtol=1e-4, atol=1e-5, msg=label)
