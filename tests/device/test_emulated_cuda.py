@@ -64,9 +64,11 @@ def test_scenario_on_emulated_cuda_matches_the_cpu(scenario: str) -> None:
     assert cuda["cuda_ops"]  # the inputs did reach the code on the emulated device
     assert cpu["cuda_ops"] == {}
     assert sorted(cuda["values"]) == sorted(cpu["values"]) and cuda["values"]
+    # float32 logits: one side may run the engine's TorchScript graph where the other runs
+    # eager (a trace of emulated tensors need not verify), about 1e-7 apart
     for name, values in cuda["values"].items():
         np.testing.assert_allclose(
-            values, cpu["values"][name], rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=name
+            values, cpu["values"][name], rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name
         )
 
 
