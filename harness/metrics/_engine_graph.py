@@ -213,7 +213,7 @@ def _fastest(candidates: list[tuple[str, Forward]], example: Tensor) -> tuple[st
                 graph(example)
                 best = min(best, time.perf_counter() - start)
             timed.append((best, label, graph))
-    best, label, graph = min(timed, key=lambda t: t[0])
+    _, label, graph = min(timed, key=lambda t: t[0])
     log.debug("graph timings: %s", ", ".join(f"{lab} {t * 1e3:.2f} ms" for t, lab, _ in timed))
     return label, graph
 
@@ -237,12 +237,13 @@ def _build(module: nn.Module, example: Tensor) -> Forward | None:
 def fast_forward(
     model: Model, example: Tensor, *, enabled: bool = True, build: bool = True
 ) -> Forward | None:
-    """Return a verified frozen forward for ``model`` on inputs like ``example``, or None.
+    """Return the fastest verified graph of ``model`` for inputs like ``example``, or None.
 
     None means "call ``model.logits`` on a batch" (the always-correct path).
     With ``build=False`` only an already built graph is returned: building
-    costs seconds (about 5 s for ResNet18 on 2 CPU threads: trace, optimise,
-    verify, warm up), so small requests do not start one.
+    costs seconds (trace, optimise, verify and time each candidate on
+    ``example``), so the engine starts one only once a model's requests add
+    up to ``EngineConfig.freeze_min_images``.
     """
     if not enabled or not _plain_forward(model) or not example.is_floating_point():
         return None
