@@ -96,7 +96,8 @@ class EngineConfig:
         many images (a graph built before is used for any size), so a model
         seen briefly stays eager while one scored by many small requests (a
         leaderboard's explainers x metrics) gets its graph: building one costs
-        about as much as a few hundred to a few thousand eager forwards.
+        about as much as 100-400 eager forwards (0.7 s for ResNet18 at 64 px,
+        5 s for VGG16-BN at 128 px, on this CPU).
     cache : bool
         Reuse results of identical requests (see :func:`shared`).
     """
