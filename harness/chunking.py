@@ -10,13 +10,12 @@ device finishes at a smaller one instead of failing its cell.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 
-from harness.metrics._engine import is_oom, release_cached_memory
+from harness.metrics._engine import budget_size, is_oom, release_cached_memory
 from harness.substeps import report_substep
 
 if TYPE_CHECKING:
@@ -30,8 +29,9 @@ log = logging.getLogger(__name__)
 def explain_chunk(device: torch.device, shape: tuple[int, ...], total: int) -> int:
     """Rows per explainer call for ``total`` inputs of ``shape`` explained again (adaptive default).
 
-    At most 2**17 input values per call on CPU (2**22 on other devices, at most
-    1024 rows), split evenly over the calls. Explaining keeps the activations
+    At most 2**17 input pixels per call on CPU, whatever the channels (token
+    ids: values; see :func:`~harness.metrics._engine.budget_size`), 2**22 on
+    other devices, at most 1024 rows, split evenly over the calls. Explaining keeps the activations
     for the backward pass, so the budget is half the engine's forward chunk:
     measured with input x gradient on this CPU at 1 thread, 256 rows of a
     LeNet-sized CNN at 32 x 32 took 23 ms in calls of 64 or 128 rows and 30 ms
@@ -39,7 +39,7 @@ def explain_chunk(device: torch.device, shape: tuple[int, ...], total: int) -> i
     the cache) was fastest in calls of 128-256.
     """
     budget = 2**17 if device.type == "cpu" else 2**22
-    most = max(1, min(1024, budget // max(1, math.prod(shape))))
+    most = max(1, min(1024, budget // budget_size(shape)))
     calls = -(-max(1, total) // most)
     return -(-max(1, total) // calls)
 

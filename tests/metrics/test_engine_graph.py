@@ -1,4 +1,4 @@
-"""The engine's graph choice: adaptive pools MKL-DNN refuses, and the fastest verified graph."""
+"""The engine's inference: graph choice (adaptive pools MKL-DNN refuses, the fastest), chunks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from harness.arrays import ModuleModel
 from harness.contracts import DatasetInfo, Modality, Task
+from harness.metrics import _engine
 from harness.metrics import _engine_graph as G
 
 
@@ -83,3 +84,16 @@ def test_graphs_of_both_pools_give_eager_logits(pool: int) -> None:
     with torch.inference_mode():
         for label, graph in candidates:
             torch.testing.assert_close(graph(sample), net(sample), rtol=1e-4, atol=1e-5, msg=label)
+
+
+def test_chunks_count_pixels_not_channels() -> None:
+    cpu = torch.device("cpu")
+    assert _engine._default_chunk(cpu, (1, 64, 64)) == 64
+    assert (
+        _engine._default_chunk(cpu, (1, 128, 128))
+        == _engine._default_chunk(cpu, (3, 128, 128))
+        == 16
+    )
+    assert _engine._default_chunk(cpu, (3, 224, 224)) == 5  # one image when channels counted
+    assert _engine._default_chunk(cpu, (512,)) == 512  # token ids: every value counts
+    assert _engine._default_chunk(cpu, (1, 4, 4)) == 1024  # at most 1024 images

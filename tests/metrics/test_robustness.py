@@ -157,7 +157,10 @@ def test_explain_chunk_splits_evenly_within_the_budget() -> None:
     assert explain_chunk(cpu, (1, 32, 32), 256) == 128  # 2**17 values: two calls of 128
     assert explain_chunk(cpu, (1, 28, 28), 256) == 128  # at most 167: two even calls
     assert explain_chunk(cpu, (1, 28, 28), 100) == 100  # one call
-    assert explain_chunk(cpu, (3, 224, 224), 10) == 1  # larger than the budget: one row
+    assert explain_chunk(cpu, (3, 224, 224), 10) == 2  # pixels count, not channels
+    assert explain_chunk(cpu, (1, 224, 224), 10) == 2
+    assert explain_chunk(cpu, (1, 512, 512), 10) == 1  # larger than the budget: one row
+    assert explain_chunk(cpu, (300,), 10) == 10  # token ids: every value counts
     assert explain_chunk(cpu, (1, 16, 16), 5000) == 500  # at most 512 rows: 10 even calls
 
 

@@ -212,7 +212,7 @@ class MaxSensitivity(_Sensitivity):
         measured two-seed differences per row were about 10 % at 32 draws and
         5 % at 64 (see the module notes).
     chunk : int or None, default=None
-        Perturbed rows per explainer call; None sizes calls by input values
+        Perturbed rows per explainer call; None sizes calls by input pixels
         (:func:`explain_chunk`: 2**17 per call on CPU, e.g. 128 images at
         32 x 32), halving on out-of-memory errors.
 
@@ -246,7 +246,7 @@ class AvgSensitivity(_Sensitivity):
     n_samples : int, default=32
         Noise draws per row (Quantus: 200); two seeds differed by 2-4 % per row.
     chunk : int or None, default=None
-        Perturbed rows per explainer call; None sizes calls by input values
+        Perturbed rows per explainer call; None sizes calls by input pixels
         (:func:`explain_chunk`: 2**17 per call on CPU, e.g. 128 images at
         32 x 32), halving on out-of-memory errors.
 
