@@ -31,8 +31,9 @@ def explain_chunk(device: torch.device, shape: tuple[int, ...], total: int) -> i
 
     At most 2**17 input pixels per call on CPU, whatever the channels (token
     ids: values; see :func:`~harness.metrics._engine.budget_size`), 2**22 on
-    other devices, at most 1024 rows, split evenly over the calls. Explaining keeps the activations
-    for the backward pass, so the budget is half the engine's forward chunk:
+    other devices, at most 1024 rows, split evenly over the calls. Explaining
+    keeps the activations for the backward pass, so the budget is half the
+    engine's forward chunk:
     measured with input x gradient on this CPU at 1 thread, 256 rows of a
     LeNet-sized CNN at 32 x 32 took 23 ms in calls of 64 or 128 rows and 30 ms
     in one call, while a two-convolution CNN at 28 x 28 (activations that fit
