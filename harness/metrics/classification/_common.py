@@ -106,13 +106,12 @@ def per_label_columns(
     out = []
     for j in range(labels.shape[1]):
         rows = known[:, j]
-        out.append((j, labels[rows, j].cpu().numpy(), values[rows, j].cpu().numpy()))
+        out.append((j, labels[rows, j].numpy(), values[rows, j].numpy()))
     return out
 
 
 def as_numpy(x: Tensor) -> np.ndarray:
-    """Return ``x`` as a NumPy array (copied to the CPU, float64 for floating tensors)."""
-    x = x.detach().cpu()
+    """Return ``x`` as a NumPy array (CPU, float64 for floating tensors)."""
     if x.is_floating_point():
         return x.to(torch.float64).numpy()
     return x.numpy()

@@ -110,7 +110,7 @@ class AUROC(ClassificationMetric):
         """
         if self.label is not None:
             return super().resample_statistic(labels, probs, task)
-        labels, probs = labels.detach().cpu(), probs.detach().cpu()  # resampled as NumPy rows
+        labels, probs = labels.detach().cpu(), probs.detach().cpu()  # as compute gives _compute
         kept = sorted(self.per_label(labels, probs, task))
         k = probs.shape[1]
         scored = [1] if task is Task.MULTICLASS and k == 2 else list(range(k))
