@@ -99,7 +99,7 @@ class EngineConfig:
         seen briefly stays eager while one scored by many small requests (a
         leaderboard's explainers x metrics) gets its graph: building one costs
         about as much as 100-400 eager forwards (0.7 s for ResNet18 at 64 px,
-        5 s for VGG16-BN at 128 px, on this CPU).
+        3.6 s for VGG16-BN at 128 px, on this CPU).
     cache : bool
         Reuse results of identical requests (see :func:`shared`).
     """

@@ -8,12 +8,12 @@ input shape, dtype, device) and builds candidate graphs from the trace:
 - inference-optimised (``torch.jit.optimize_for_inference``: weights and
   batch norm become constants, convolutions use MKL-DNN where that pays;
   measured on this CPU with ResNet18 at 64 x 64: 1.86x eager at 1 thread,
-  2.6x at 2 threads, logits equal to 1e-6);
-- the same with every adaptive average pool whose input size does not divide
-  into its output size replaced by two fixed averaging matrices, when there
-  is one: MKL-DNN refuses such a pool, which otherwise keeps the whole network
-  off the optimised graph (VGG's 7 x 7 pool below 224 px upsamples its input:
-  VGG16-BN at 128 px ran 1.42x faster than the plain frozen graph);
+  2.6x at 2 threads, logits equal to 1e-6), traced with every adaptive
+  average pool whose input size does not divide into its output size
+  replaced by two fixed averaging matrices: MKL-DNN refuses such a pool,
+  which would keep the whole network off the optimised graph (VGG's 7 x 7
+  pool below 224 px upsamples its input: VGG16-BN at 128 px ran 1.42x faster
+  than the plain frozen graph);
 - frozen only (``torch.jit.freeze``).
 
 Each candidate's logits are checked against eager ones on two batch sizes;
@@ -177,18 +177,17 @@ def _candidates(module: nn.Module, sample: Tensor) -> list[tuple[str, Forward]]:
     except Exception as exc:  # noqa: BLE001 - any tracing failure or warning means eager
         log.debug("tracing %s failed: %s", type(module).__name__, exc)
         return []
-    makers: list[tuple[str, Callable[[], Forward]]] = [
-        ("inference-optimised", lambda: torch.jit.optimize_for_inference(traced))
-    ]
+    # MKL-DNN refuses an uneven adaptive pool: the optimised graph is traced with it replaced
     pools = _uneven_pools(module, sample)
-    if pools:
 
-        def with_pools() -> Forward:
-            with _pools_replaced(module, pools, sample):
-                return torch.jit.optimize_for_inference(_trace(module, sample))
+    def optimised() -> Forward:
+        if not pools:
+            return torch.jit.optimize_for_inference(traced)
+        with _pools_replaced(module, pools, sample):
+            return torch.jit.optimize_for_inference(_trace(module, sample))
 
-        makers.append(("inference-optimised, adaptive pools as matrices", with_pools))
-    makers.append(("frozen", lambda: torch.jit.freeze(traced)))
+    label = "inference-optimised" + (", adaptive pools as matrices" if pools else "")
+    makers = [(label, optimised), ("frozen", lambda: torch.jit.freeze(traced))]
     verified = []
     for label, make in makers:
         try:
