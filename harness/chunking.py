@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from harness.metrics._engine import budget_size, is_oom, release_cached_memory
+from harness.metrics._engine_cache import weights_pinned
 from harness.substeps import report_substep
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def explain_chunks(
         stop = min(total, start + size)
         part = batch if stop - start == total else batch.index(torch.arange(start, stop))
         try:
-            parts.append(explainer.explain(model, part, targets[start:stop]))
+            with weights_pinned():  # explaining never writes weights: fingerprint them once
+                parts.append(explainer.explain(model, part, targets[start:stop]))
         except RuntimeError as exc:
             if not is_oom(exc) or size == 1:
                 raise

@@ -46,7 +46,7 @@ from harness.metrics._engine_cache import (
     shared,
     weights_pinned,
 )
-from harness.metrics._engine_graph import fast_forward, plain_module
+from harness.metrics._engine_graph import Forward, fast_forward, plain_module
 from harness.substeps import report_substep
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ __all__ = [
     "count_forwards",
     "engine_scope",
     "evaluate",
+    "inference_logits",
     "is_oom",
     "release_cached_memory",
     "model_key",
@@ -243,6 +244,15 @@ def _requested(module: nn.Module | None, images: int) -> int:
     return _REQUESTED[module]
 
 
+def _graph(model: Model, module: nn.Module | None, example: Tensor, images: int) -> Forward | None:
+    """Count ``images`` more requested of ``module``; its graph for ``example``'s shape, or None.
+
+    A graph is built once the requests add up to ``CONFIG.freeze_min_images``.
+    """
+    build = _requested(module, images) >= CONFIG.freeze_min_images
+    return fast_forward(model, example, enabled=CONFIG.freeze, build=build)
+
+
 def _forwarder(
     model: Model, batch: Batch, example: Tensor, total: int, perturbs: str
 ) -> Callable[[Tensor, Tensor], Tensor]:
@@ -255,8 +265,7 @@ def _forwarder(
     fast = direct = None
     if perturbs == "images" and batch.tokens is None:
         direct = plain_module(model)
-        build = _requested(direct, total) >= CONFIG.freeze_min_images
-        fast = fast_forward(model, example, enabled=CONFIG.freeze, build=build)
+        fast = _graph(model, direct, example, total)
 
     def forward(rows: Tensor, images: Tensor) -> Tensor:
         if fast is not None:
@@ -276,6 +285,37 @@ def _forwarder(
         return out
 
     return forward
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether a forward (pre-)hook would run in ``module``: a graph would skip it."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
+def inference_logits(model: Model, batch: Batch) -> Tensor:
+    """Return ``model.logits(batch)`` without gradients, through the fastest verified graph.
+
+    For an image-only :class:`~harness.contracts.TorchModel` in eval mode whose
+    module has no forward hooks, the images run through the engine's graph of
+    the model (:mod:`harness.metrics._engine_graph`, logits checked against
+    eager ones when it is built); a graph is built once the model's requests,
+    these calls' and the metrics', add up to ``CONFIG.freeze_min_images``
+    images. Anything else calls ``model.logits`` under ``torch.no_grad``.
+    """
+    images = batch.images
+    module = plain_module(model)
+    with torch.no_grad():
+        if images is not None and module is not None and batch.tokens is None:
+            if not _hooked(module):
+                images = images.to(model.device)
+                fast = _graph(model, module, images, len(images))
+                if fast is not None:
+                    return check_logits(fast(images), len(images), model=model)
+        return model.logits(batch)
 
 
 def target_scores(model: Model, logits: Tensor, targets: Tensor, output: str) -> Tensor:

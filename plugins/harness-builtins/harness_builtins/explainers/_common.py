@@ -1,8 +1,9 @@
 """Helpers shared by the built-in explainers: Captum forward closures, checks, baselines.
 
-Every explainer calls the model through ``model.logits(batch.with_images(x))`` so
-that models reading more than the image (tokens of a report, say) see each
-perturbed or interpolated image together with its own sample's other inputs.
+Every explainer calls the model through ``model.logits(batch.with_images(x))`` (or,
+without gradients, :func:`harness.inference.inference_logits`) so that models reading
+more than the image (tokens of a report, say) see each perturbed or interpolated image
+together with its own sample's other inputs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 
 from harness.contracts import Batch, Model, SupportsTorchModule
 from harness.errors import CapabilityError, PluginError, did_you_mean
+from harness.inference import inference_logits
 
 ForwardFunc = Callable[[Tensor, Tensor], Tensor]
 
@@ -28,6 +30,9 @@ def captum_forward(model: Model, batch: Batch) -> tuple[ForwardFunc, Tensor]:
     Passing the row index ``rows`` as the only additional argument lets the
     closure select the matching batch rows (tokens, texts, ids) for whatever
     expansion Captum made, so ``len(batch)`` always equals the number of images.
+    Calls without gradients (LIME, KernelSHAP, occlusion) run through the
+    harness's fastest verified graph of the model when one applies
+    (:func:`harness.inference.inference_logits`).
 
     Parameters
     ----------
@@ -46,8 +51,10 @@ def captum_forward(model: Model, batch: Batch) -> tuple[ForwardFunc, Tensor]:
     rows = torch.arange(len(batch), device=model.device)
 
     def forward(images: Tensor, index: Tensor) -> Tensor:
-        sub = batch if index is rows else batch.index(index)
-        return model.logits(sub.with_images(images))
+        sub = (batch if index is rows else batch.index(index)).with_images(images)
+        if torch.is_grad_enabled():
+            return model.logits(sub)
+        return inference_logits(model, sub)
 
     return forward, rows
 
