@@ -104,6 +104,18 @@ def _position_weighted_sum(t: Tensor) -> Tensor:
 _SMALL = 1 << 16  # tensors below this many values are checksummed together
 
 
+def _flat(t: Tensor) -> Tensor:
+    """Return ``t`` as one dimension in memory order (a view for channels-last weights too)."""
+    t = t.detach()
+    if (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    ):
+        t = t.permute(0, 2, 3, 1)
+    return t.reshape(-1)
+
+
 def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
     """Sum (float64) and position-weighted sum (a BLAS dot product) of the floating tensors.
 
@@ -111,7 +123,7 @@ def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
     whole of a small model) are concatenated per device and dtype first, so a
     model of a few thousand weights costs two reductions, not two per tensor.
     """
-    floats = [t.detach().reshape(-1) for t in tensors if t.is_floating_point() and t.numel()]
+    floats = [_flat(t) for t in tensors if t.is_floating_point() and t.numel()]
     if not floats:
         return ()
     wide = [t if t.dtype in (torch.float32, torch.float64) else t.float() for t in floats]

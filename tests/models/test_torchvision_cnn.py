@@ -47,6 +47,7 @@ def test_init_only_stores_parameters():
         "weights": None,
         "freeze": ["layer1"],
         "cam_layer": None,
+        "channels_last": True,
     }
     assert not hasattr(model, "module")
 

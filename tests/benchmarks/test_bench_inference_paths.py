@@ -1,0 +1,107 @@
+"""Explainers' inference paths, each against the path it replaced, in one process.
+
+- Perturbation explainers (LIME, occlusion) with their no-gradient forwards
+  through the engine's verified graph (``harness.inference``) against eager
+  forwards (``_engine.configure(freeze=False)``), on the ResNet18 setup.
+- The built-in ResNet18 plugin with channels-last weights (its default) against
+  torch's default layout: a training step and an input gradient at 128 px.
+
+Both paths run alternately, best of N; the row's "ours s" is the new path and
+its note the old path's time over it. No Quantus counterpart.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+import torch
+from harness_builtins.models.torchvision_cnn import ResNet18
+
+from harness import get_explainer
+from harness.chunking import explain_chunks
+from harness.contracts import DatasetInfo, Modality, Task
+from harness.metrics import _engine
+
+pytestmark = pytest.mark.benchmark
+
+
+def _record(bench: Any, setup: str, what: str, cmp: Any, old: str) -> None:
+    """Record the new path (``cmp.ours``) against the old one (``cmp.quantus``) in one row."""
+    helpers = inspect.getmodule(type(bench))
+    diff = helpers.max_abs_diff(cmp.ours, cmp.quantus.double().numpy())
+    bench.record(
+        helpers.BenchRow(
+            setup=setup, metric=what, ours_s=cmp.ours_s, quantus_s=None, forwards=0,
+            floor_s=0.0, max_abs_diff=diff, threads=torch.get_num_threads(),
+            note=f"{old}: {cmp.quantus_s / cmp.ours_s:.2f}x slower; no Quantus counterpart",
+        )
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("captum.lime", {"n_samples": 96, "perturbations_per_eval": 64, "segmentation": "grid"}),
+        ("captum.occlusion", {"window": 8, "stride": 8, "perturbations_per_eval": 64}),
+    ],
+)
+def test_perturbation_explainers_through_the_graph(
+    bench: Any, resnet18_setup: Any, name: str, params: dict[str, Any]
+) -> None:
+    setup = resnet18_setup
+    explainer = get_explainer(name, **params)
+    rows = len(setup.batch)
+
+    def graph() -> torch.Tensor:
+        torch.manual_seed(0)
+        (part,), _ = explain_chunks(setup.model, explainer, setup.batch, setup.targets, rows)
+        return part.pixels
+
+    def eager() -> torch.Tensor:
+        with _engine.configure(freeze=False):
+            return graph()
+
+    graph()  # builds the graph (a one-off per model and input shape)
+    cmp = bench.interleaved(graph, eager, repeats=2, before=lambda: None)
+    _record(bench, setup.name, f"explain {name} (graph)", cmp, "eager forwards")
+
+
+def test_channels_last_resnet18(bench: Any) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 128, 128)
+    y = torch.randint(0, 2, (32,))
+    info = DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b"), image_size=(128, 128))
+    models = {}
+    for channels_last in (True, False):
+        torch.manual_seed(0)
+        model = ResNet18(channels_last=channels_last)
+        model.build(info)
+        models[channels_last] = model.module
+
+    def train_step(net: torch.nn.Module) -> Any:
+        def step() -> torch.Tensor:
+            net.train()
+            net.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            loss.backward()
+            net.eval()
+            return loss.detach()
+
+        return step
+
+    def input_gradient(net: torch.nn.Module) -> Any:
+        def grad() -> torch.Tensor:
+            xx = x[:16].clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(net(xx)[:, 0].sum(), xx)
+            return g
+
+        return grad
+
+    for what, make in (("train step", train_step), ("input gradient", input_gradient)):
+        new, old = make(models[True]), make(models[False])
+        new()
+        old()
+        cmp = bench.interleaved(new, old, repeats=3, before=lambda: None)
+        _record(bench, "resnet18-128px", f"{what} (channels-last)", cmp, "default layout")
