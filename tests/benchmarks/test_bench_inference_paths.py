@@ -87,7 +87,7 @@ def test_channels_last_resnet18(bench: Any) -> None:
             loss = torch.nn.functional.cross_entropy(net(x), y)
             loss.backward()
             net.eval()
-            return loss.detach()
+            return loss.detach().reshape(1)
 
         return step
 
