@@ -3,8 +3,8 @@
 Perturbation explainers (LIME, KernelSHAP, occlusion) evaluate the model on
 hundreds of perturbed copies per image without gradients, as the faithfulness
 metrics do. :func:`inference_logits` gives them the engine's fastest verified
-graph of the model (1.9x faster LIME on ResNet18 at 128 px on this CPU, logits
-equal to eager ones within the graph check's tolerance); :func:`fixed_weights`
+graph of the model (LIME 1.6x, occlusion 2.1x faster on ResNet18 at 128 px on this
+CPU, logits equal to eager ones within the graph check's tolerance); :func:`fixed_weights`
 marks a block in which the model's weights do not change, so they are
 fingerprinted once rather than on every call (the harness wraps every
 explanation in it).

@@ -63,8 +63,8 @@ class TorchvisionCNN(TorchModel):
     channels_last : bool
         Keep the weights in channels-last memory order (activations follow), the
         layout oneDNN's convolutions prefer on CPU. Measured at 128 px on this 2-core
-        CPU: training steps 1.24x (ResNet18, ResNet50), 1.26x (VGG16-BN) and 1.33x
-        (DenseNet121) faster, input gradients 1.2-1.3x, eager forwards 1.3-1.4x; the
+        CPU (docs/benchmarks.md): training steps 1.24-1.33x faster (ResNet18, ResNet50,
+        VGG16-BN, DenseNet121), input gradients 1.2-1.3x, eager forwards 1.3-1.4x; the
         same values up to float rounding. ``False`` keeps torch's default layout.
     """
 
@@ -96,6 +96,16 @@ class TorchvisionCNN(TorchModel):
     def conformance_instances(cls, tmp_dir: Path) -> list[TorchvisionCNN]:
         """Return small, fast instances for the conformance kit."""
         return [cls(epochs=1, batch_size=8)]
+
+    def check_params(self) -> None:
+        """Check the training settings (:meth:`TorchModel.check_params`) and ``channels_last``."""
+        super().check_params()
+        if not isinstance(self.channels_last, bool):
+            raise PluginError(
+                f"model {self.name!r}: channels_last - expected true or false, "
+                f"got {self.channels_last!r}.",
+                plugin=self.name,
+            )
 
     def get_tags(self) -> ModelTags:
         """Return the class tags, with ``target_layer`` set to ``cam_layer`` when given."""

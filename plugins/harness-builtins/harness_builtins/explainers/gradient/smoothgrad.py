@@ -119,5 +119,5 @@ class SmoothGrad(Explainer):
                     additional_forward_args=(rows.repeat_interleave(len(copies)),),
                     abs=bool(self.absolute),
                 )
-            total += grads.detach().reshape(n, len(copies), *shape).sum(dim=1)
+            total += grads.detach().view(n, len(copies), *shape).sum(dim=1)
         return Attribution(pixels=total / samples / span)
