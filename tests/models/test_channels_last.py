@@ -1,9 +1,10 @@
-"""Channels-last weights (the built-in CNNs' default) change nothing but float rounding.
+"""Channels-last weights after training (the built-in CNNs' default) change nothing but rounding.
 
-Every built-in image explainer gives the same attributions on a channels-last
-model as on the same weights in torch's default layout, for 1- and 3-channel
-inputs (a 3-channel input gradient comes back channels-last: code that
-``view``s it breaks).
+Training runs in torch's default layout whatever the setting, so the trained
+weights are the same bit for bit; every built-in image explainer then gives the
+same attributions on the channels-last model as on the same weights in the
+default layout, for 1- and 3-channel inputs (a 3-channel input gradient comes
+back channels-last).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from harness_builtins.datasets.synthetic_lesions import SyntheticLesions
 from harness_builtins.models.torchvision_cnn import VGG16BN, DenseNet121, ResNet18
 from harness_builtins.plugin import EXPLAINERS
 
-from harness.contracts import Batch, DatasetInfo, Modality, Need, Output, Task
+from harness.contracts import Batch, DatasetInfo, FitContext, Modality, Need, Output, Task
 from harness.plugin_manager import get_registries
 
 
@@ -28,8 +30,34 @@ def _pair(cls: type, channels: int) -> tuple:
         torch.manual_seed(0)
         model = cls(channels_last=channels_last)
         model.build(info)
+        model.load_state_dict(
+            model.state_dict()
+        )  # a trained state, as the checkpoint cache loads it
         models.append(model)
     return models[0], models[1]
+
+
+def _conv_weights(model) -> list[torch.Tensor]:
+    return [m.weight for m in model.module.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_training_runs_in_the_default_layout_then_weights_turn_channels_last() -> None:
+    data = SyntheticLesions(n=24, image_size=32)
+    ids = list(data.splits()["train"])
+    states = {}
+    for channels_last in (True, False):
+        torch.manual_seed(0)
+        model = ResNet18(epochs=1, batch_size=8, channels_last=channels_last)
+        model.build(data.info())
+        model.load_state_dict(model.state_dict())  # channels-last before training: undone by fit
+        model.fit(data, ids, FitContext(device=torch.device("cpu"), seed=0))
+        weights = _conv_weights(model)
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights) is (
+            channels_last
+        )
+        states[channels_last] = model.state_dict()
+    for name, value in states[False].items():
+        assert torch.equal(states[True][name], value), name  # bit for bit
 
 
 def _batch(channels: int) -> Batch:
@@ -43,11 +71,8 @@ def _batch(channels: int) -> Batch:
 @pytest.mark.parametrize("cls", [ResNet18, VGG16BN, DenseNet121])
 def test_weights_are_channels_last_and_logits_equal(cls: type) -> None:
     fast, plain = _pair(cls, 3)
-    convs = [m.weight for m in fast.module.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
-    assert all(
-        m.weight.is_contiguous() for m in plain.module.modules() if isinstance(m, torch.nn.Conv2d)
-    )
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(fast))
+    assert all(w.is_contiguous() for w in _conv_weights(plain))
     batch = _batch(3)
     with torch.no_grad():
         torch.testing.assert_close(fast.logits(batch), plain.logits(batch), rtol=1e-4, atol=1e-5)

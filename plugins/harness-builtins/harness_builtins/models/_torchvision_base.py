@@ -61,11 +61,15 @@ class TorchvisionCNN(TorchModel):
     cam_layer : str or None
         Dotted name of the layer for CAM methods; None uses the class default.
     channels_last : bool
-        Keep the weights in channels-last memory order (activations follow), the
-        layout oneDNN's convolutions prefer on CPU. Measured at 128 px on this 2-core
-        CPU (docs/benchmarks.md): training steps 1.24-1.33x faster (ResNet18, ResNet50,
-        VGG16-BN, DenseNet121), input gradients 1.2-1.3x, eager forwards 1.3-1.4x; the
-        same values up to float rounding. ``False`` keeps torch's default layout.
+        After training (or loading a trained state), keep the weights in channels-last
+        memory order (activations follow), the layout oneDNN's convolutions prefer on
+        CPU: input gradients 1.2-1.3x and eager forwards 1.3-1.4x faster at 128 px on
+        this 2-core CPU (docs/benchmarks.md), the same values up to float rounding.
+        Training always runs in torch's default layout: a few epochs from random
+        weights amplify rounding differences into a different model (training in
+        channels-last was 1.24-1.33x faster, but moved the quickstart's Grad-CAM
+        pointing game from 0.88 to 0.48), so the trained weights never depend on
+        this setting. ``False`` keeps torch's default layout throughout.
     """
 
     arch: ClassVar[str]
@@ -112,16 +116,29 @@ class TorchvisionCNN(TorchModel):
         return replace(self.tags, target_layer=self.cam_layer or self.tags.target_layer)
 
     def fit(self, dataset: Dataset, ids: Sequence[str], context: FitContext) -> None:
-        """Train with :meth:`TorchModel.fit`, then recompute BatchNorm statistics.
+        """Train with :meth:`TorchModel.fit` in torch's default layout, then recompute BatchNorm statistics.
 
         BatchNorm running averages lag far behind weights that Adam moves fast
         during a short training; evaluated with them, a model that classifies
         its training batches perfectly can be at chance. One extra pass over
         the training images, without gradients, replaces them by the exact
         statistics of the final weights ("precise BN", Wu and Johnson 2021).
+        Then the weights take the inference layout (``channels_last``).
         """
+        self.module.to(memory_format=torch.contiguous_format)
         super().fit(dataset, ids, context)
         self._recalibrate_batchnorm(dataset, ids, context)
+        self._inference_layout()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a trained state (strict), then take the inference layout."""
+        super().load_state_dict(state)
+        self._inference_layout()
+
+    def _inference_layout(self) -> None:
+        """Channels-last weights when ``channels_last`` (trained weights stay as they are)."""
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def _recalibrate_batchnorm(
@@ -172,8 +189,6 @@ class TorchvisionCNN(TorchModel):
             log.info("%s: loaded weights from %s", self.name, path)
         make_relus_out_of_place(module)
         self._freeze(module)
-        if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
         return module
 
     def _set_input_channels(self, module: nn.Module, channels: int) -> None:
