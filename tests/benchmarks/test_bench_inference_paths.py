@@ -76,7 +76,8 @@ def test_channels_last_resnet18(bench: Any) -> None:
     models = {}
     for channels_last in (True, False):
         torch.manual_seed(0)
-        model = ResNet18(channels_last=channels_last)
+        model = ResNet18()
+        model.channels_last = channels_last
         model.build(info)
         model.load_state_dict(model.state_dict())  # trained state loaded: inference layout
         models[channels_last] = model.module

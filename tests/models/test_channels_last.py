@@ -28,11 +28,10 @@ def _pair(cls: type, channels: int) -> tuple:
     models = []
     for channels_last in (True, False):
         torch.manual_seed(0)
-        model = cls(channels_last=channels_last)
+        model = cls()
+        model.channels_last = channels_last
         model.build(info)
-        model.load_state_dict(
-            model.state_dict()
-        )  # a trained state, as the checkpoint cache loads it
+        model.load_state_dict(model.state_dict())  # a trained state, as from the checkpoint cache
         models.append(model)
     return models[0], models[1]
 
@@ -47,7 +46,8 @@ def test_training_runs_in_the_default_layout_then_weights_turn_channels_last() -
     states = {}
     for channels_last in (True, False):
         torch.manual_seed(0)
-        model = ResNet18(epochs=1, batch_size=8, channels_last=channels_last)
+        model = ResNet18(epochs=1, batch_size=8)
+        model.channels_last = channels_last
         model.build(data.info())
         model.load_state_dict(model.state_dict())  # channels-last before training: undone by fit
         model.fit(data, ids, FitContext(device=torch.device("cpu"), seed=0))

@@ -47,15 +47,8 @@ def test_init_only_stores_parameters():
         "weights": None,
         "freeze": ["layer1"],
         "cam_layer": None,
-        "channels_last": True,
     }
     assert not hasattr(model, "module")
-
-
-def test_channels_last_must_be_a_boolean():
-    with pytest.raises(PluginError, match=r"channels_last - expected true or false, got 'no'"):
-        ResNet18(channels_last="no").check_params()
-    ResNet18(channels_last=False).check_params()
 
 
 @pytest.mark.parametrize(("channels", "outputs"), [(1, 2), (3, 5), (4, 1)])

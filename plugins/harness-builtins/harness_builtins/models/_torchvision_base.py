@@ -60,18 +60,20 @@ class TorchvisionCNN(TorchModel):
         their running statistics.
     cam_layer : str or None
         Dotted name of the layer for CAM methods; None uses the class default.
-    channels_last : bool
-        After training (or loading a trained state), keep the weights in channels-last
-        memory order (activations follow), the layout oneDNN's convolutions prefer on
-        CPU: input gradients 1.2-1.3x and eager forwards 1.3-1.4x faster at 128 px on
-        this 2-core CPU (docs/benchmarks.md), the same values up to float rounding.
-        Training always runs in torch's default layout: a few epochs from random
-        weights amplify rounding differences into a different model (training in
-        channels-last was 1.24-1.33x faster, but moved the quickstart's Grad-CAM
-        pointing game from 0.88 to 0.48), so the trained weights never depend on
-        this setting. ``False`` keeps torch's default layout throughout.
     """
 
+    #: After training (or loading a trained state) the weights take channels-last
+    #: memory order (activations follow), the layout oneDNN's convolutions prefer on
+    #: CPU: input gradients 1.2-1.3x and eager forwards 1.3-1.4x faster at 128 px on
+    #: this 2-core CPU (docs/benchmarks.md), the same values up to float rounding.
+    #: Training always runs in torch's default layout: a few epochs from random
+    #: weights amplify rounding differences into a different model (training
+    #: channels-last was 1.24-1.33x faster, but moved the quickstart's Grad-CAM
+    #: pointing game from 0.88 to 0.48), so the trained weights never depend on the
+    #: layout. An execution detail, not a parameter (a parameter would enter the
+    #: model's cache key and seed): set it to False in a subclass (or on an instance
+    #: used outside a run) to keep torch's layout throughout.
+    channels_last: bool = True
     arch: ClassVar[str]
     weights_url: ClassVar[str]
     first_conv: ClassVar[str]
@@ -86,7 +88,6 @@ class TorchvisionCNN(TorchModel):
         weights: str | None = None,
         freeze: Sequence[str] = (),
         cam_layer: str | None = None,
-        channels_last: bool = True,
     ) -> None:
         self.epochs = epochs
         self.lr = lr
@@ -94,29 +95,18 @@ class TorchvisionCNN(TorchModel):
         self.weights = weights
         self.freeze = freeze
         self.cam_layer = cam_layer
-        self.channels_last = channels_last
 
     @classmethod
     def conformance_instances(cls, tmp_dir: Path) -> list[TorchvisionCNN]:
         """Return small, fast instances for the conformance kit."""
         return [cls(epochs=1, batch_size=8)]
 
-    def check_params(self) -> None:
-        """Check the training settings (:meth:`TorchModel.check_params`) and ``channels_last``."""
-        super().check_params()
-        if not isinstance(self.channels_last, bool):
-            raise PluginError(
-                f"model {self.name!r}: channels_last - expected true or false, "
-                f"got {self.channels_last!r}.",
-                plugin=self.name,
-            )
-
     def get_tags(self) -> ModelTags:
         """Return the class tags, with ``target_layer`` set to ``cam_layer`` when given."""
         return replace(self.tags, target_layer=self.cam_layer or self.tags.target_layer)
 
     def fit(self, dataset: Dataset, ids: Sequence[str], context: FitContext) -> None:
-        """Train with :meth:`TorchModel.fit` in torch's default layout, then recompute BatchNorm statistics.
+        """Train with :meth:`TorchModel.fit` (default layout), then recompute BatchNorm statistics.
 
         BatchNorm running averages lag far behind weights that Adam moves fast
         during a short training; evaluated with them, a model that classifies

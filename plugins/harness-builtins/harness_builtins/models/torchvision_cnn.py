@@ -32,7 +32,7 @@ class ResNet18(TorchvisionCNN):
     """
 
     name: ClassVar[str] = "torchvision.resnet18"
-    version: ClassVar[str] = "2"  # 2: channels-last weights after training by default
+    version: ClassVar[str] = "1"
     citation: ClassVar[str] = _CITE_RESNET
     tags: ClassVar[ModelTags] = ModelTags(target_layer="layer3")
     arch: ClassVar[str] = "resnet18"
@@ -45,7 +45,7 @@ class ResNet50(TorchvisionCNN):
     """Torchvision ResNet-50 (bottleneck blocks); CAM layer ``layer4`` by default."""
 
     name: ClassVar[str] = "torchvision.resnet50"
-    version: ClassVar[str] = "2"  # 2: channels-last weights after training by default
+    version: ClassVar[str] = "1"
     citation: ClassVar[str] = _CITE_RESNET
     tags: ClassVar[ModelTags] = ModelTags(target_layer="layer4")
     arch: ClassVar[str] = "resnet50"
@@ -67,7 +67,7 @@ class VGG16(TorchvisionCNN):
     """
 
     name: ClassVar[str] = "torchvision.vgg16"
-    version: ClassVar[str] = "2"  # 2: channels-last weights after training by default
+    version: ClassVar[str] = "1"
     citation: ClassVar[str] = (
         "Simonyan, Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
         "Recognition. ICLR 2015."
@@ -87,7 +87,6 @@ class VGG16(TorchvisionCNN):
         weights: str | None = None,
         freeze: Sequence[str] = (),
         cam_layer: str | None = None,
-        channels_last: bool = True,
         classifier_width: int = 4096,
     ) -> None:
         super().__init__(
@@ -97,7 +96,6 @@ class VGG16(TorchvisionCNN):
             weights=weights,
             freeze=freeze,
             cam_layer=cam_layer,
-            channels_last=channels_last,
         )
         self.classifier_width = classifier_width
 
@@ -168,7 +166,7 @@ class DenseNet121(TorchvisionCNN):
     """
 
     name: ClassVar[str] = "torchvision.densenet121"
-    version: ClassVar[str] = "2"  # 2: channels-last weights after training by default
+    version: ClassVar[str] = "1"
     citation: ClassVar[str] = (
         "Huang, Liu, van der Maaten, Weinberger. Densely Connected Convolutional Networks. "
         "CVPR 2017."
