@@ -125,11 +125,12 @@ def _averaging(size: int, out: int, like: Tensor) -> Tensor:
     Output cell ``i`` averages input cells ``floor(i size / out)`` to
     ``ceil((i + 1) size / out) - 1``, as torch's adaptive pooling does.
     """
-    matrix = like.new_zeros(out, size)
-    for i in range(out):
-        start, stop = (i * size) // out, -((-(i + 1) * size) // out)
-        matrix[i, start:stop] = 1.0 / (stop - start)
-    return matrix
+    cells = torch.arange(out, device=like.device)
+    start = (cells * size).div(out, rounding_mode="floor").view(-1, 1)
+    stop = -(-(cells + 1) * size).div(out, rounding_mode="floor").view(-1, 1)
+    inputs = torch.arange(size, device=like.device).view(1, -1)
+    inside = (inputs >= start) & (inputs < stop)
+    return inside.to(like.dtype) / (stop - start).to(like.dtype)
 
 
 class FixedAdaptivePool(nn.Module):
