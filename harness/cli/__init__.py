@@ -1,4 +1,4 @@
-"""The ``harness`` command: run, validate, ls, describe, report and check.
+"""The ``harness`` command: run, validate, ls, describe, report, stability and check.
 
 Sub-command modules are imported only when used, so ``harness --help`` stays
 fast and imports no deep-learning library.
@@ -33,6 +33,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "harness.cli.report",
         "rebuild the leaderboard files from a results store",
         "example: harness report leaderboards/quickstart",
+    ),
+    "stability": (
+        "harness.cli.stability",
+        "compare explainer rankings across runs (e.g. training seeds)",
+        "example: harness run specs/quickstart.yaml --set seed=1 -o leaderboards/quickstart_seed1\n"
+        "         harness stability leaderboards/quickstart leaderboards/quickstart_seed1 \\\n"
+        "             -o leaderboards/quickstart_stability",
     ),
     "check": (
         "harness.cli.check",
