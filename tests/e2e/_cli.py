@@ -35,7 +35,7 @@ def run_cli(
     )
 
 
-COMMANDS = ("run", "validate", "ls", "describe", "report", "check")
+COMMANDS = ("run", "validate", "ls", "describe", "report", "stability", "check")
 
 SMALL_SPEC = """
 benchmark: small
