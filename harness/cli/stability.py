@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="RUN",
         help="output folders of runs of one spec, e.g. with different seeds (each holding "
-        "results.json and comparisons.csv); at least two",
+        "results.json and comparisons.csv), or their results.json files; at least two",
     )
     parser.add_argument(
         "-o",

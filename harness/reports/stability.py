@@ -94,7 +94,7 @@ def _comparisons(path: Path) -> pd.DataFrame | None:
         return None
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise StoreError(f"{path}: not a readable CSV file ({exc})") from exc
     needed = ["dataset", "model", "metric", "explainer_a", "explainer_b", "p_adjusted", "better"]
     missing = [c for c in needed if c not in frame.columns]
@@ -109,7 +109,7 @@ def _comparisons(path: Path) -> pd.DataFrame | None:
 def load_run(folder: Path, label: str | None = None) -> RunResults:
     """Read one run's output folder (``results.json``, and ``comparisons.csv`` when present)."""
     records = _records(folder / RESULTS)
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records, columns=None if records else list(_REQUIRED))
     if "plugins" not in frame.columns:
         frame["plugins"] = [{} for _ in range(len(frame))]
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
@@ -126,7 +126,11 @@ def load_run(folder: Path, label: str | None = None) -> RunResults:
 
 
 def load_runs(folders: Sequence[Path]) -> list[RunResults]:
-    """Read every folder; runs are labelled by folder name (by path when two names clash)."""
+    """Read every folder; runs are labelled by folder name (by path when two names clash).
+
+    A path to a ``results.json`` file stands for its folder.
+    """
+    folders = [f.parent if f.name == RESULTS and f.is_file() else f for f in folders]
     if len(folders) < 2:
         raise StoreError(
             f"stability needs at least two runs, got {len(folders)} - pass the output "

@@ -138,6 +138,7 @@ def test_same_spec_twice_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         (lambda f: (f / "results.json").write_text("[{"), "line 1: not valid JSON"),
         (lambda f: (f / "results.json").write_text('[{"dataset": "d"}]'), "record 0: missing"),
         (lambda f: (f / "results.json").write_text('{"a": 1}'), "expected a list"),
+        (lambda f: (f / "comparisons.csv").write_text(""), "not a readable CSV file"),
         (
             lambda f: (f / "comparisons.csv").write_text("dataset,model\nd,m\n"),
             "missing column(s) metric",
@@ -163,5 +164,9 @@ def test_needs_two_distinct_runs_sharing_a_metric(tmp_path: Path) -> None:
     for r in records:
         r["metric"] = "localisation.relevance_mass"
     (other / "results.json").write_text(json.dumps(records))
+    with pytest.raises(StoreError, match="share no explanation metric"):
+        stability(load_runs([a, other]))
+    assert [r.label for r in load_runs([a, other / "results.json"])] == ["a", "b"]
+    (other / "results.json").write_text("[]")  # a run that scored nothing
     with pytest.raises(StoreError, match="share no explanation metric"):
         stability(load_runs([a, other]))
