@@ -28,6 +28,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from scipy.stats import kendalltau
 
 from harness.errors import StoreError
 from harness.planner import NO_EXPLAINER
+from harness.reports import _write
 from harness.reports.flags import contenders, is_control
 from harness.stages import atomic_write, prepare_folder
 from harness.stats import ALPHA
@@ -334,6 +336,70 @@ def _pair_cell(better: str, significant: object) -> str:
     return f"{better}*" if significant == better else f"{better} (test: {significant}*)"
 
 
+_INTRO = (
+    "Per metric: Kendall's tau-b between the methods' values of every two runs (1 = the "
+    "same order in every run; controls left out), the best method of each run, and the "
+    "explainer pairs (controls included, the ground-truth mask left out) by verdict: "
+    "*reproduced* = the run's paired test (Wilcoxon, Holm-corrected) separated them the "
+    "same way in every run; *contradicted* = significant one way in one run and the other "
+    "way in another; *flipped* = ordered differently without such a contradiction; "
+    "*stable* = the same order in every run."
+)
+
+
+def _summary_lines(summary: pd.DataFrame) -> list[str]:
+    """Render the per-metric table of one dataset and model, then the explainers left out."""
+    lines = [
+        "| metric | better | tau mean | tau min | best method per run | same best | "
+        "reproduced | stable | flipped | contradicted |",
+        "|---|---|---:|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for _, s in summary.iterrows():
+        lines.append(
+            f"| {s['metric']} | {'higher' if s['higher_is_better'] else 'lower'} | "
+            f"{_num(s['tau_mean'])} | {_num(s['tau_min'])} | {s['best']} | "
+            f"{'yes' if s['same_best'] else 'no'} | {s['reproduced']} | {s['stable']} | "
+            f"{s['flipped']} | {s['contradicted']} |"
+        )
+    for _, s in summary[summary["missing"] != ""].iterrows():
+        lines.append(f"\n{s['metric']}: not scored in every run, left out: {s['missing']}.")
+    return lines
+
+
+def _rank_lines(ranks: pd.DataFrame, metrics: list[str], labels: list[str]) -> list[str]:
+    """Render explainers as rows, metrics as columns, each cell the ranks in run order."""
+    lookup = {(r["explainer"], r["metric"]): r for _, r in ranks.iterrows()}
+    lines = [
+        f"Rank in each run ({', '.join(labels)}; 1 = best, ties share their mean rank):",
+        "",
+        "| explainer | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    for explainer in sorted(ranks["explainer"].unique()):
+        cells = [
+            ", ".join(_rank(lookup[explainer, m][f"rank@{k}"]) for k in labels)
+            if (explainer, m) in lookup
+            else "-"
+            for m in metrics
+        ]
+        lines.append(f"| {explainer} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _pair_lines(pairs: pd.DataFrame, labels: list[str]) -> list[str]:
+    """Render one line per contradicted or flipped pair, with its better side in each run."""
+    moved = pairs[pairs["verdict"].isin(["contradicted", "flipped"])]
+    if moved.empty:
+        return []
+    lines = ["Pairs ordered differently across runs (better per run; * = significant):", ""]
+    for _, p in moved.sort_values(["verdict", "metric", "explainer_a", "explainer_b"]).iterrows():
+        per_run = ", ".join(_pair_cell(p[f"better@{k}"], p[f"significant@{k}"]) for k in labels)
+        lines.append(
+            f"- {p['verdict']}: {p['metric']}: {p['explainer_a']} vs {p['explainer_b']}: {per_run}"
+        )
+    return lines
+
+
 def render_markdown(result: Stability, runs: Sequence[RunResults]) -> str:
     """Render the stability report: per dataset and model, a metric summary, ranks and pairs."""
     labels = [run.label for run in runs]
@@ -341,90 +407,40 @@ def render_markdown(result: Stability, runs: Sequence[RunResults]) -> str:
     for i, run in enumerate(runs, 1):
         spec = ", ".join(sorted(run.spec_hashes)) or "?"
         lines.append(f"{i}. `{run.label}`: {run.folder} (spec {spec})")
-    lines += [
-        "",
-        "Per metric: Kendall's tau-b between the methods' values of every two runs (1 = the "
-        "same order in every run; controls left out), the best method of each run, and the "
-        "explainer pairs (controls included, the ground-truth mask left out) by verdict: "
-        "*reproduced* = the run's paired test (Wilcoxon, Holm-corrected) separated them the "
-        "same way in every run; *contradicted* = significant one way in one run and the other "
-        "way in another; *flipped* = ordered differently without such a contradiction; "
-        "*stable* = the same order in every run.",
-    ]
+    lines += ["", _INTRO]
     for (ds, model), summary in result.summary.groupby(["dataset", "model"], sort=True):
-        lines += ["", f"## {ds} / {model}", ""]
-        lines += [
-            "| metric | better | tau mean | tau min | best method per run | same best | "
-            "reproduced | stable | flipped | contradicted |",
-            "|---|---|---:|---:|---|---|---:|---:|---:|---:|",
-        ]
-        for _, s in summary.iterrows():
-            lines.append(
-                f"| {s['metric']} | {'higher' if s['higher_is_better'] else 'lower'} | "
-                f"{_num(s['tau_mean'])} | {_num(s['tau_min'])} | {s['best']} | "
-                f"{'yes' if s['same_best'] else 'no'} | {s['reproduced']} | {s['stable']} | "
-                f"{s['flipped']} | {s['contradicted']} |"
-            )
-        missing = summary[summary["missing"] != ""]
-        for _, s in missing.iterrows():
-            lines.append(f"\n{s['metric']}: not scored in every run, left out: {s['missing']}.")
         ranks = result.ranks[(result.ranks["dataset"] == ds) & (result.ranks["model"] == model)]
-        lookup = {(r["explainer"], r["metric"]): r for _, r in ranks.iterrows()}
-        metrics = list(summary["metric"])
-        lines += [
-            "",
-            f"Rank in each run ({', '.join(labels)}; 1 = best, ties share their mean rank):",
-            "",
-            "| explainer | " + " | ".join(metrics) + " |",
-            "|---|" + "---|" * len(metrics),
-        ]
-        for explainer in sorted(ranks["explainer"].unique()):
-            cells = [
-                ", ".join(_rank(lookup[explainer, m][f"rank@{k}"]) for k in labels)
-                if (explainer, m) in lookup
-                else "-"
-                for m in metrics
-            ]
-            lines.append(f"| {explainer} | " + " | ".join(cells) + " |")
-        pairs = result.pairs[
-            (result.pairs["dataset"] == ds)
-            & (result.pairs["model"] == model)
-            & result.pairs["verdict"].isin(["contradicted", "flipped"])
-        ]
-        if len(pairs):
-            lines += [
-                "",
-                "Pairs ordered differently across runs (better per run; * = significant):",
-                "",
-            ]
-            for _, p in pairs.sort_values(
-                ["verdict", "metric", "explainer_a", "explainer_b"]
-            ).iterrows():
-                per_run = ", ".join(
-                    _pair_cell(p[f"better@{k}"], p[f"significant@{k}"]) for k in labels
-                )
-                lines.append(
-                    f"- {p['verdict']}: {p['metric']}: {p['explainer_a']} vs {p['explainer_b']}: {per_run}"
-                )
+        pairs = result.pairs[(result.pairs["dataset"] == ds) & (result.pairs["model"] == model)]
+        lines += ["", f"## {ds} / {model}", "", *_summary_lines(summary), ""]
+        lines += _rank_lines(ranks, list(summary["metric"]), labels)
+        pair_lines = _pair_lines(pairs, labels)
+        lines += ["", *pair_lines] if pair_lines else []
     return "\n".join(lines) + "\n"
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
-    return path
-
-
 def write_stability(result: Stability, runs: Sequence[RunResults], out: Path) -> list[Path]:
-    """Write stability.md, stability.csv (per metric), stability_ranks.csv and stability_pairs.csv."""
+    """Write stability.md, stability.csv (per metric), stability_ranks.csv and stability_pairs.csv.
+
+    Each file is replaced atomically; one that cannot be written raises a
+    :class:`StoreError` naming it.
+    """
     prepare_folder(out, "stability folder")
-    written = []
+    text = render_markdown(result, runs)
+    written = [_write(out / "stability.md", lambda p: _text(p, text))]
     for name, frame in (
         ("stability.csv", result.summary),
         ("stability_ranks.csv", result.ranks),
         ("stability_pairs.csv", result.pairs),
     ):
-        written.append(_write_csv(frame, out / name))
-    md = out / "stability.md"
-    text = render_markdown(result, runs)
-    atomic_write(md, lambda p: p.write_text(text, encoding="utf-8"))
-    return [md, *written]
+        written.append(_write(out / name, partial(_csv, frame=frame)))
+    return written
+
+
+def _text(path: Path, text: str) -> Path:
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return path
+
+
+def _csv(path: Path, frame: pd.DataFrame) -> Path:
+    atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
+    return path

@@ -170,3 +170,10 @@ def test_needs_two_distinct_runs_sharing_a_metric(tmp_path: Path) -> None:
     (other / "results.json").write_text("[]")  # a run that scored nothing
     with pytest.raises(StoreError, match="share no explanation metric"):
         stability(load_runs([a, other]))
+
+
+def test_output_under_a_file_is_refused(runs, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="stability folder"):
+        write_stability(stability(runs), runs, blocker / "out")
