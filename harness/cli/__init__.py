@@ -17,7 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": (
         "harness.cli.run",
         "run a benchmark spec and write its leaderboard",
-        "example: harness run specs/quickstart.yaml -o leaderboards/quickstart",
+        "example: harness run specs/quickstart.yaml -o leaderboards/quickstart\n"
+        "         harness run specs/quickstart.yaml --seeds 0 1 2   # and compare the rankings",
     ),
     "validate": (
         "harness.cli.validate",
@@ -37,8 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stability": (
         "harness.cli.stability",
         "compare explainer rankings across runs (e.g. training seeds)",
-        "example: harness run specs/quickstart.yaml --set seed=1 -o leaderboards/quickstart_seed1\n"
-        "         harness stability leaderboards/quickstart leaderboards/quickstart_seed1 \\\n"
+        "example: harness stability leaderboards/quickstart leaderboards/quickstart_seed1 \\\n"
         "             -o leaderboards/quickstart_stability",
     ),
     "check": (

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.reports.stability import Stability
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +37,12 @@ def execute(args: argparse.Namespace) -> int:
     result = stability(runs)
     for path in write_stability(result, runs, args.output):
         print(f"wrote {path}")
+    print_summary(result)
+    return 0
+
+
+def print_summary(result: Stability) -> None:
+    """Print how many metrics keep their best method and how the explainer pairs fared."""
     for (ds, model), rows in result.summary.groupby(["dataset", "model"], sort=True):
         print(
             f"{ds} / {model}: {int(rows['same_best'].sum())} of {len(rows)} metrics keep their "
@@ -40,4 +50,3 @@ def execute(args: argparse.Namespace) -> int:
             f"reproduced, {int(rows['flipped'].sum())} flipped, "
             f"{int(rows['contradicted'].sum())} contradicted"
         )
-    return 0
