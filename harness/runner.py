@@ -180,6 +180,11 @@ def _execute(
     get_executor(options.executor).run(groups, ctx, remote)
 
 
+def default_output(spec: Spec) -> Path:
+    """Return the output folder of a run without ``-o``: ``leaderboards/<benchmark>``."""
+    return Path("leaderboards") / spec.benchmark
+
+
 def run_benchmark(options: RunOptions, registries: Registries | None = None) -> RunSummary:
     """Run the spec at ``options.spec_path`` and write its leaderboard."""
     if registries is not None and options.executor != "local":
@@ -190,7 +195,7 @@ def run_benchmark(options: RunOptions, registries: Registries | None = None) -> 
         )
     regs = registries or get_registries(options.blocked)
     spec = load_spec(options.spec_path, regs, options.overrides)
-    out = Path(options.output or Path("leaderboards") / spec.benchmark)
+    out = Path(options.output or default_output(spec))
     device = _device(options, spec)
     prepare_folder(out, "--output" if options.output else "output folder")
     cache_dir = options.cache_dir or out / ".cache"

@@ -58,11 +58,16 @@ def execute(args: argparse.Namespace) -> int:
     """Run the spec (once per seed with ``--seeds``); exit 1 when any cell failed."""
     if args.seeds is not None:
         return _run_seeds(args)
-    summary = _run(args, args.output, ())
+    summary = _run(args, args.output, (), blocked_plugins(args.plugins))
     return 1 if summary.failed else 0
 
 
-def _run(args: argparse.Namespace, output: Path | None, overrides: tuple[str, ...]) -> RunSummary:
+def _run(
+    args: argparse.Namespace,
+    output: Path | None,
+    overrides: tuple[str, ...],
+    blocked: tuple[str, ...],
+) -> RunSummary:
     """Run the spec with ``overrides`` added, into ``output``; print its summary."""
     from harness.runner import RunOptions, run_benchmark
 
@@ -75,7 +80,7 @@ def _run(args: argparse.Namespace, output: Path | None, overrides: tuple[str, ..
             executor=args.executor,
             device=args.device,
             progress=not args.no_progress,
-            blocked=blocked_plugins(args.plugins),
+            blocked=blocked,
             overrides=(*args.overrides, *overrides),
         )
     )
@@ -100,6 +105,7 @@ def _run_seeds(args: argparse.Namespace) -> int:
     from harness.errors import SpecError
     from harness.plugin_manager import get_registries
     from harness.reports.stability import load_runs, stability, write_stability
+    from harness.runner import default_output
     from harness.spec import load_spec
 
     seeds = list(dict.fromkeys(args.seeds))
@@ -111,12 +117,13 @@ def _run_seeds(args: argparse.Namespace) -> int:
         raise SpecError(
             str(args.spec), "--seeds", "give the seeds with --seeds only, not also --set seed="
         )
-    spec = load_spec(args.spec, get_registries(blocked_plugins(args.plugins)), args.overrides)
-    base = args.output or Path("leaderboards") / spec.benchmark
+    blocked = blocked_plugins(args.plugins)
+    spec = load_spec(args.spec, get_registries(blocked), args.overrides)
+    base = args.output or default_output(spec)
     outputs = [base if s == spec.seed else base.with_name(f"{base.name}_seed{s}") for s in seeds]
     failed = 0
     for seed, output in zip(seeds, outputs, strict=True):
-        failed += _run(args, output, (f"seed={seed}",)).failed
+        failed += _run(args, output, (f"seed={seed}",), blocked).failed
     runs = load_runs(outputs)
     result = stability(runs)
     for path in write_stability(result, runs, base.with_name(f"{base.name}_stability")):
