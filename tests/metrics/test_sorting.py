@@ -65,3 +65,48 @@ def test_unstable_float64_path_sorts_and_is_used_for_average_ranks() -> None:
         order = argsort_rows(a, descending=descending, stable=False)
         assert torch.equal(a.gather(1, order), a.sort(dim=1, descending=descending).values)
         assert torch.equal(order.sort(dim=1).values, torch.arange(300).expand(4, 300))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_rows_sorted_in_blocks_on_torch_threads(threads: int) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(7, 9_000)  # 63,000 values: sorted in row blocks when threads > 1
+        a[:, ::3] = 0.0
+        assert torch.equal(sort_rows(a), torch.sort(a, dim=1).values)
+        assert torch.equal(argsort_rows(a), torch.argsort(a, dim=1, stable=True))
+        expected = torch.argsort(a, dim=1, descending=True, stable=True)
+        assert torch.equal(argsort_rows(a, descending=True), expected)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_float64_rows_sorted_as_float32_only_when_exact() -> None:
+    exact = torch.randn(4, 10_000).double()  # float32 values held in float64
+    out = sort_rows(exact)
+    assert out.dtype == torch.float64 and torch.equal(out, torch.sort(exact, dim=1).values)
+    fine = exact.clone()
+    fine[:, :5] = torch.tensor([1.0, 1.0 + 1e-12, 1.0 - 1e-12, 1.0 + 2e-12, 1.0])
+    out = sort_rows(fine)  # float32 would merge the near-equal values: sorted in float64
+    assert torch.equal(out, torch.sort(fine, dim=1).values)
+
+
+def _sort_in_child(queue) -> None:  # type: ignore[no-untyped-def]
+    torch.set_num_threads(2)  # a forked child starts with 1: the blocks need 2
+    a = np.random.default_rng(0).standard_normal((4, 20_000)).astype(np.float32)
+    # compared with NumPy: torch's own OpenMP threads are not safe after a fork
+    queue.put(bool(np.array_equal(sort_rows(torch.from_numpy(a)).numpy(), np.sort(a, axis=1))))
+
+
+def test_sorting_threads_work_in_a_forked_child() -> None:
+    import multiprocessing
+
+    sort_rows(torch.randn(4, 20_000))  # the parent's pool exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_sort_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0, "the child hung or failed sorting with the parent's thread pool"
+    assert queue.get(timeout=5) is True
