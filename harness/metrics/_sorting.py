@@ -31,9 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-_PARALLEL_MIN = (
-    32_768  # values: below this, handing rows to another thread costs more than it saves
-)
+# values: below this, handing rows to another thread costs more than it saves
+_PARALLEL_MIN = 32_768
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
 
 
