@@ -74,6 +74,24 @@ def test_the_fastest_verified_graph_is_kept() -> None:
     assert G._fastest([("only", slow)], example) == ("only", slow)  # nothing to time
 
 
+def test_the_preferred_graph_stays_unless_another_is_clearly_faster() -> None:
+    """Near-equal candidates must not be picked by timing noise (their logits differ in the last bits)."""
+
+    def taking(seconds: float):  # type: ignore[no-untyped-def]
+        def run(x: Tensor) -> Tensor:
+            time.sleep(seconds)
+            return x
+
+        return run
+
+    preferred, close, clear = taking(0.020), taking(0.018), taking(0.008)
+    example = torch.zeros(1)
+    assert G.CLEAR_MARGIN * 0.018 > 0.020 > G.CLEAR_MARGIN * 0.008
+    for _ in range(3):
+        assert G._fastest([("a", preferred), ("b", close)], example)[0] == "a"
+    assert G._fastest([("a", preferred), ("b", clear)], example)[0] == "b"
+
+
 @pytest.mark.parametrize("pool", [2, 7])
 def test_graphs_of_both_pools_give_eager_logits(pool: int) -> None:
     net = vgg_like(pool)
