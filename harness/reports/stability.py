@@ -59,7 +59,8 @@ class RunResults:
     label: str
     folder: Path
     results: pd.DataFrame  # ok rows with an explainer and a value
-    comparisons: pd.DataFrame | None  # None: the folder has no comparisons.csv
+    # (dataset, model, metric, {a, b}) -> the significantly better one or ""; None: no file
+    comparisons: dict[tuple[str, str, str, frozenset[str]], str] | None
     spec_hashes: frozenset[str]
 
 
@@ -89,8 +90,11 @@ def _records(path: Path) -> list[dict[str, object]]:
     return data
 
 
-def _comparisons(path: Path) -> pd.DataFrame | None:
-    """Read ``comparisons.csv``, or None (with a warning) when the folder has none."""
+def _comparisons(path: Path) -> dict[tuple[str, str, str, frozenset[str]], str] | None:
+    """Read ``comparisons.csv`` into the better side of each tested pair ("" if not significant).
+
+    None (with a warning) when the folder has none.
+    """
     if not path.is_file():
         log.warning("%s: not found; this run's paired tests are not compared", path)
         return None
@@ -105,7 +109,12 @@ def _comparisons(path: Path) -> pd.DataFrame | None:
             f"{path}: missing column(s) {', '.join(missing)} - expected the comparisons.csv "
             "`harness run` writes"
         )
-    return frame
+    return {
+        (str(r.dataset), str(r.model), str(r.metric), frozenset((r.explainer_a, r.explainer_b))): (
+            str(r.better) if float(r.p_adjusted) < ALPHA else ""
+        )
+        for r in frame.itertuples(index=False)
+    }
 
 
 def load_run(folder: Path, label: str | None = None) -> RunResults:
@@ -158,25 +167,15 @@ def load_runs(folders: Sequence[Path]) -> list[RunResults]:
 
 
 def _significant(
-    comps: pd.DataFrame | None, key: tuple[str, str, str], a: str, b: str
+    comps: dict[tuple[str, str, str, frozenset[str]], str] | None,
+    key: tuple[str, str, str],
+    a: str,
+    b: str,
 ) -> str | None:
     """Return the explainer a run's test found significantly better, "" for none, None if untested."""
     if comps is None:
         return None
-    ds, model, metric = key
-    rows = comps[
-        (comps["dataset"] == ds)
-        & (comps["model"] == model)
-        & (comps["metric"] == metric)
-        & (
-            ((comps["explainer_a"] == a) & (comps["explainer_b"] == b))
-            | ((comps["explainer_a"] == b) & (comps["explainer_b"] == a))
-        )
-    ]
-    if rows.empty:
-        return None
-    row = rows.iloc[0]
-    return str(row["better"]) if float(row["p_adjusted"]) < ALPHA else ""
+    return comps.get((*key, frozenset((a, b))))
 
 
 def _better(values: pd.Series, a: str, b: str, higher: bool) -> str:
