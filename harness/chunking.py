@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from harness.draws import seeded_explainer_calls
 from harness.metrics._engine import budget_size, is_oom, release_cached_memory
 from harness.metrics._engine_cache import weights_pinned
 from harness.substeps import report_substep
@@ -61,6 +62,8 @@ def explain_chunks(
     call, or any other error, propagates. ``progress(done, total)`` is called
     with 0 rows first and after every explained chunk (default:
     :func:`harness.substeps.report_substep`, which a metric's caller may route).
+    Inside :func:`harness.draws.explainer_seed` the calls start from that seed
+    (:func:`harness.draws.seeded_explainer_calls`), as the explain stage's do.
     """
     progress = progress or report_substep
     total = len(batch)
@@ -69,24 +72,25 @@ def explain_chunks(
     size = max(1, int(size))
     parts: list[Attribution] = []
     start = 0
-    while start < total:
-        stop = min(total, start + size)
-        part = batch if stop - start == total else batch.index(torch.arange(start, stop))
-        try:
-            with weights_pinned():  # explaining never writes weights: fingerprint them once
-                parts.append(explainer.explain(model, part, targets[start:stop]))
-        except RuntimeError as exc:
-            if not is_oom(exc) or size == 1:
-                raise
-            release_cached_memory(model.device)
-            size = max(1, size // 2)
-            log.warning(
-                "%s: out of memory explaining %d rows; retrying at %d",
-                explainer.name,
-                stop - start,
-                size,
-            )
-            continue
-        start = stop
-        progress(start, total)
+    with seeded_explainer_calls(model.device):
+        while start < total:
+            stop = min(total, start + size)
+            part = batch if stop - start == total else batch.index(torch.arange(start, stop))
+            try:
+                with weights_pinned():  # explaining never writes weights: fingerprint them once
+                    parts.append(explainer.explain(model, part, targets[start:stop]))
+            except RuntimeError as exc:
+                if not is_oom(exc) or size == 1:
+                    raise
+                release_cached_memory(model.device)
+                size = max(1, size // 2)
+                log.warning(
+                    "%s: out of memory explaining %d rows; retrying at %d",
+                    explainer.name,
+                    stop - start,
+                    size,
+                )
+                continue
+            start = stop
+            progress(start, total)
     return parts, size

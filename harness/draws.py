@@ -12,8 +12,12 @@ engine chunk size. The Python loop over rows only generates random numbers
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,6 +33,59 @@ def second_run_seed(seed: int) -> int:
     test (or a user) can replay either run on its own.
     """
     return int(seed) ^ SECOND_RUN
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (every device) so a stage gives the same output on every run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+_EXPLAINER_SEED: ContextVar[int | None] = ContextVar("harness_explainer_seed", default=None)
+
+
+@contextmanager
+def explainer_seed(seed: int | None) -> Iterator[None]:
+    """Inside the block, every explainer call the harness makes starts from ``seed``.
+
+    A metric that explains again (random logit, parameter randomisation,
+    sensitivity, data randomisation) then gives a stochastic explainer
+    (LIME, KernelSHAP, SmoothGrad) the draws it had when the attribution was
+    made, if the runner passes the attribution stage's seed: common random
+    numbers, so a map changes because the class, the weights or the input
+    changed, not because the explainer drew new samples. ``None`` leaves the
+    explainer calls to the caller's random state.
+    """
+    token = _EXPLAINER_SEED.set(None if seed is None else int(seed))
+    try:
+        yield
+    finally:
+        _EXPLAINER_SEED.reset(token)
+
+
+@contextmanager
+def seeded_explainer_calls(device: torch.device) -> Iterator[None]:
+    """Seed Python, NumPy and torch with :func:`explainer_seed`'s seed for the block, then restore them.
+
+    The runner seeds an attribution stage the same way (``seed_everything``),
+    so an explainer reading ``torch.initial_seed()`` or drawing from the global
+    generators draws the same numbers again. ``device``'s CUDA generator is
+    generators are forked too; without an explainer seed this does nothing.
+    """
+    seed = _EXPLAINER_SEED.get()
+    if seed is None:
+        yield
+        return
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            seed_everything(seed)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def base_seed(seed: int | None) -> int:

@@ -43,6 +43,7 @@ from harness.metrics._allocator import keep_freed_memory
 from harness.metrics._engine_cache import (
     cache_clear,
     model_key,
+    remembered_logits,
     shared,
     weights_pinned,
 )
@@ -304,17 +305,27 @@ def inference_logits(model: Model, batch: Batch) -> Tensor:
     the model (:mod:`harness.metrics._engine_graph`, logits checked against
     eager ones when it is built); a graph is built once the model's requests,
     these calls' and the metrics', add up to ``CONFIG.freeze_min_images``
-    images. Anything else calls ``model.logits`` under ``torch.no_grad``.
+    images. For such a model in eval mode, logits of inputs identical to an
+    earlier call's on the same weights are served from
+    :func:`~harness.metrics._engine_cache.remembered_logits` (CPU inputs).
+    Anything else calls ``model.logits`` under ``torch.no_grad``.
     """
     images = batch.images
     module = plain_module(model)
-    with torch.no_grad():
+    with torch.no_grad(), weights_pinned():  # the memo's key and the graph's: one fingerprint
         if images is not None and module is not None and batch.tokens is None:
             if not _hooked(module):
-                images = images.to(model.device)
-                fast = _graph(model, module, images, len(images))
-                if fast is not None:
-                    return check_logits(fast(images), len(images), model=model)
+                x = images.to(model.device)
+
+                def compute() -> Tensor:
+                    fast = _graph(model, module, x, len(x))
+                    if fast is None:
+                        return model.logits(batch)
+                    return check_logits(fast(x), len(x), model=model)
+
+                if module.training:  # dropout: a repeat is a new draw
+                    return compute()
+                return remembered_logits(model, x, compute)
         return model.logits(batch)
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
+from harness.draws import seed_everything
 from harness.errors import DataError
 from harness.metrics._engine import cache_clear
-from harness.pipeline.context import RunContext, cached, fail_cells, record, seed_everything
+from harness.pipeline.context import RunContext, cached, fail_cells, record
 from harness.pipeline.explaining import attribute, explain_set, score_explanation, select_targets
 from harness.pipeline.training import predict, score_classification, train
 from harness.planner import NO_EXPLAINER, Cell

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from harness.draws import seed_everything
 from harness.errors import CapabilityError, ContractViolation, StoreError
 from harness.planner import NO_EXPLAINER, Cell, Plugins
 from harness.progress import ProgressSink
@@ -42,13 +41,6 @@ class RunContext:
     on_cell: Callable[[ResultRow], None]
     force: bool = False
     forced: set[str] = field(default_factory=set)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch so a stage gives the same output on every run."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def key_seed(key: str) -> int:

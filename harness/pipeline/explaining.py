@@ -21,6 +21,7 @@ from harness.contracts import (
     Need,
     Task,
 )
+from harness.draws import explainer_seed
 from harness.errors import ContractViolation, SpecError
 from harness.pipeline.context import (
     Computed,
@@ -270,6 +271,9 @@ def score_explanation(
     generation = isinstance(metric, GenerationMetric)
     resampling = {"bootstrap": asdict(ctx.spec.bootstrap), "resample": "samples"}
     extra = resampling if generation else {"draws": "common"}
+    reexplains = Need.EXPLAINER in metric.get_tags().needs
+    if reexplains:  # the explainer's own draws repeat the attribution's (explainer_seed)
+        extra = {**extra, "explainer_draws": "attribution"}
     key = stage_key("score", metric, [attr_key, trained.model_key], ctx.spec.seed, extra)
     batch, targets, attr = eset.batch.index(rows), eset.targets[rows], attribution.index(rows)
     ctx.progress.stage(f"{cell.metric} of {cell.explainer}")
@@ -283,7 +287,10 @@ def score_explanation(
     def compute() -> Computed:
         if Need.LABEL_RANDOMISED_MODEL in metric.get_tags().needs:
             attach_label_randomised(ctx, trained)
-        with reporting(partial(ctx.progress.substep, unit="inputs evaluated")):
+        with (
+            reporting(partial(ctx.progress.substep, unit="inputs evaluated")),
+            explainer_seed(key_seed(attr_key) if reexplains else None),
+        ):
             scores = metric.evaluate(trained.model, batch, targets, attr, explainer=explainer)
         curves = {f"curve:{k}": v for k, v in scores.curves.items()}
         return {"values": scores.values, **curves}, {"notes": dict(scores.notes)}

@@ -13,7 +13,8 @@ from typing import ClassVar
 import torch
 
 from harness.contracts import Dataset, DatasetInfo, FitContext, Model, Sample
-from harness.pipeline.context import Computed, RunContext, cached, key_seed, seed_everything
+from harness.draws import seed_everything
+from harness.pipeline.context import Computed, RunContext, cached, key_seed
 from harness.pipeline.training import Trained
 from harness.stages import stage_key
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from harness.contracts import ClassificationMetric, Dataset, FitContext, Model
+from harness.draws import seed_everything
 from harness.errors import ContractViolation, DataError
 from harness.pipeline.context import (
     Computed,
@@ -18,7 +19,6 @@ from harness.pipeline.context import (
     key_seed,
     ok_row,
     record,
-    seed_everything,
 )
 from harness.planner import Cell
 from harness.stages import stage_key

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from harness.arrays import ModuleModel
 from harness.chunking import explain_chunks
 from harness.contracts import Batch, DatasetInfo, Modality, Task
+from harness.draws import explainer_seed
 from harness.inference import inference_logits
 from harness.metrics import _engine, _engine_cache
 
@@ -63,19 +64,19 @@ def eager(net: nn.Module, batch: Batch) -> Tensor:
 
 def test_the_graph_takes_over_once_requests_add_up_and_gives_eager_logits() -> None:
     model, net = counting_model()
-    batch = batch_of(64)
-    for _ in range(MIN // 64 - 1):
+    for seed in range(MIN // 64 - 1):
+        batch = batch_of(64, seed)
         out = inference_logits(model, batch)
     assert net.calls == MIN // 64 - 1  # below freeze_min_images: eager every time
     torch.testing.assert_close(out, eager(net, batch))
     before = net.calls
-    for seed in range(3):
+    for seed in range(100, 103):
         other = batch_of(64, seed)
         out = inference_logits(model, other)  # the 512th image: a graph is built and used
         torch.testing.assert_close(out, eager(net, other), rtol=1e-5, atol=1e-6)
     built = net.calls - before  # tracing and verifying call the module a few times, once
-    for _ in range(5):
-        inference_logits(model, batch)
+    for seed in range(200, 205):
+        inference_logits(model, batch_of(64, seed))
     assert net.calls - before == built
     assert not out.requires_grad
 
@@ -115,6 +116,7 @@ def test_perturbation_explainers_use_the_graph_with_eager_values(make) -> None:
         torch.manual_seed(0)
         (expected,), _ = explain_chunks(model, make(), batch, targets, 4)
     eager_calls = net.calls
+    _engine.cache_clear()  # else every forward would be remembered
     torch.manual_seed(0)
     (got,), _ = explain_chunks(model, make(), batch, targets, 4)
     assert net.calls - eager_calls < eager_calls // 2  # most perturbations ran in the graph
@@ -138,3 +140,70 @@ def test_an_explanation_fingerprints_the_weights_once(monkeypatch: pytest.Monkey
     inference_logits(model, batch_of(2))
     inference_logits(model, batch_of(2))
     assert len(sums) == 3  # outside an explanation: every call
+
+
+def test_identical_inputs_reuse_their_logits_until_inputs_weights_or_model_change() -> None:
+    model, net = counting_model()
+    batch = batch_of(8)
+    first = inference_logits(model, batch)
+    assert net.calls == 1
+    again = inference_logits(model, batch)
+    assert net.calls == 1  # remembered: no forward pass
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    again.add_(1)  # a fresh copy: the caller may write into it
+    torch.testing.assert_close(inference_logits(model, batch), first, rtol=0, atol=0)
+
+    nudged = batch.images.clone()
+    nudged[3, 0, 2, 2] += 1e-3  # one value of one row
+    out = inference_logits(model, batch.with_images(nudged))
+    assert net.calls == 2
+    torch.testing.assert_close(out, eager(net, batch.with_images(nudged)))
+
+    reshaped = batch.images.reshape(16, 1, 4, 8)  # the same bytes, another shape
+    inference_logits(model, batch_of(16).with_images(reshaped))
+    assert net.calls == 3
+
+    with torch.no_grad():
+        net.net[4].bias.add_(1.0)  # new weights: the remembered logits are stale
+    out = inference_logits(model, batch)
+    assert net.calls == 4
+    torch.testing.assert_close(out, first + 1.0)
+
+    twin, twin_net = counting_model()  # same weights, another model: its own entries
+    inference_logits(twin, batch)
+    assert twin_net.calls == 1
+
+    _engine.cache_clear()
+    inference_logits(model, batch)
+    assert net.calls == 5
+    with _engine.configure(cache=False):
+        inference_logits(model, batch)
+        inference_logits(model, batch)
+    assert net.calls == 7
+
+
+def test_dropout_in_train_mode_is_never_remembered() -> None:
+    model, net = counting_model()
+    net.net.insert(4, nn.Dropout(0.5))
+    net.train()
+    batch = batch_of(8)
+    outs = [inference_logits(model, batch) for _ in range(2)]
+    assert net.calls == 2
+    assert not torch.equal(outs[0], outs[1])  # two draws of the dropout mask
+
+
+def test_lime_explains_another_class_from_the_remembered_forwards() -> None:
+    model, net = counting_model()
+    batch = batch_of(3, size=16)
+    lime = Lime(n_samples=64, perturbations_per_eval=16, segmentation="grid", grid_size=4)
+    with _engine.configure(freeze=False), explainer_seed(5):
+        explain_chunks(model, lime, batch, torch.tensor([0, 1, 2]), 3)
+        forwards = net.calls
+        assert forwards == 3 * 64 // 16
+        parts, _ = explain_chunks(model, lime, batch, torch.tensor([2, 0, 1]), 1)  # row by row
+        assert net.calls == forwards  # same images, same draws: every forward remembered
+        _engine.cache_clear()
+        (fresh,), _ = explain_chunks(model, lime, batch, torch.tensor([2, 0, 1]), 3)
+    assert net.calls == 2 * forwards
+    other = torch.cat([part.pixels for part in parts])
+    torch.testing.assert_close(other, fresh.pixels, rtol=0, atol=0)
