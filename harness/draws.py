@@ -73,7 +73,7 @@ def seeded_explainer_calls(device: torch.device) -> Iterator[None]:
 
     The runner seeds an attribution stage the same way (``seed_everything``),
     so an explainer reading ``torch.initial_seed()`` or drawing from the global
-    generators draws the same numbers again. ``device``'s CUDA generator is
+    generators draws the same numbers again. On a CUDA ``device`` the CUDA
     generators are forked too; without an explainer seed this does nothing.
     """
     seed = _EXPLAINER_SEED.get()

@@ -3,6 +3,9 @@
 - Perturbation explainers (LIME, occlusion) with their no-gradient forwards
   through the engine's verified graph (``harness.inference``) against eager
   forwards (``_engine.configure(freeze=False)``), on the ResNet18 setup.
+- The random logit test of LIME in a run (the explainer repeats the
+  attribution's draws, ``harness.draws.explainer_seed``) with the attribution's
+  forwards remembered against recomputing them (``configure(cache=False)``).
 - The built-in ResNet18 plugin with channels-last weights (its default after
   training) against torch's default layout: an input gradient and an eager
   forward pass at 128 px.
@@ -20,9 +23,10 @@ import pytest
 import torch
 from harness_builtins.models.torchvision_cnn import ResNet18
 
-from harness import get_explainer
+from harness import get_explainer, get_metric
 from harness.chunking import explain_chunks
 from harness.contracts import DatasetInfo, Modality, Task
+from harness.draws import explainer_seed
 from harness.metrics import _engine
 
 pytestmark = pytest.mark.benchmark
@@ -67,6 +71,28 @@ def test_perturbation_explainers_through_the_graph(
     graph()  # builds the graph (a one-off per model and input shape)
     cmp = bench.interleaved(graph, eager, repeats=2, before=lambda: None)
     _record(bench, setup.name, f"explain {name} (graph)", cmp, "eager forwards")
+
+
+def test_random_logit_of_lime_from_remembered_forwards(bench: Any, resnet18_setup: Any) -> None:
+    setup = resnet18_setup
+    lime = get_explainer("captum.lime", n_samples=96, perturbations_per_eval=64)
+    metric = get_metric("sanity.random_logit")
+    rows = len(setup.batch)
+    with explainer_seed(7):  # the attribution, as the explain stage makes it
+        (attribution,), _ = explain_chunks(setup.model, lime, setup.batch, setup.targets, rows)
+
+    def remembered() -> torch.Tensor:
+        with explainer_seed(7):
+            return metric.evaluate(
+                setup.model, setup.batch, setup.targets, attribution, explainer=lime
+            ).values
+
+    def recomputed() -> torch.Tensor:
+        with _engine.configure(cache=False):
+            return remembered()
+
+    cmp = bench.interleaved(remembered, recomputed, repeats=2, before=lambda: None)
+    _record(bench, setup.name, "random logit of LIME (remembered)", cmp, "recomputed forwards")
 
 
 def test_channels_last_resnet18(bench: Any) -> None:

@@ -114,7 +114,10 @@ class RandomLogit(MapComparison):
     depend on the batch it is in; Quantus instead draws by batch position from
     ``np.random.seed(seed)``, so the two explain different classes (the test
     compares them on Quantus's classes via :func:`score_other_classes`). Maps
-    are scaled to max |a| = 1 per row.
+    are scaled to max |a| = 1 per row. In a run, the explainer repeats the
+    random draws it made for the attribution (:func:`harness.draws.explainer_seed`),
+    so a stochastic explainer's map (LIME, SmoothGrad) changes with the class
+    alone, not with new samples.
 
     Parameters
     ----------
