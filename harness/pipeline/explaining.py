@@ -134,6 +134,15 @@ def _concat(parts: list[Attribution]) -> Attribution:
     return Attribution(pixels=cat("pixels"), tokens=cat("tokens"), sentences=joined)
 
 
+def attribution_seed(key: str) -> int:
+    """Seed of the attribution stage ``key``, given again to the metrics that re-explain it.
+
+    Inside :func:`harness.draws.explainer_seed` with this seed, a stochastic
+    explainer draws what it drew for the attribution (common random numbers).
+    """
+    return key_seed(key)
+
+
 def attribute(
     ctx: RunContext, trained: Trained, eset: ExplainSet, ekey: str
 ) -> tuple[str, Attribution]:
@@ -158,7 +167,9 @@ def attribute(
         }
         return tensors, {"sentences": list(out.sentences) if out.sentences is not None else None}
 
-    tensors, data, _ = cached(ctx, key, f"attributions of {ekey}", compute)
+    tensors, data, _ = cached(
+        ctx, key, f"attributions of {ekey}", compute, seed=attribution_seed(key)
+    )
     sentences = data.get("sentences") if data else None
     attribution = Attribution(
         pixels=tensors.get("pixels"),
@@ -289,7 +300,7 @@ def score_explanation(
             attach_label_randomised(ctx, trained)
         with (
             reporting(partial(ctx.progress.substep, unit="inputs evaluated")),
-            explainer_seed(key_seed(attr_key) if reexplains else None),
+            explainer_seed(attribution_seed(attr_key) if reexplains else None),
         ):
             scores = metric.evaluate(trained.model, batch, targets, attr, explainer=explainer)
         curves = {f"curve:{k}": v for k, v in scores.curves.items()}
