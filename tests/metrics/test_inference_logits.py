@@ -207,3 +207,26 @@ def test_lime_explains_another_class_from_the_remembered_forwards() -> None:
     assert net.calls == 2 * forwards
     other = torch.cat([part.pixels for part in parts])
     torch.testing.assert_close(other, fresh.pixels, rtol=0, atol=0)
+
+
+def test_entries_name_model_states_by_number_and_keep_only_recent_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_engine_cache, "MEMO_MODELS", 2)
+    _engine.cache_clear()
+    model, net = counting_model()
+    batch = batch_of(4)
+    expected = []
+    for shift in range(4):  # four weight states, the memo keeps the last two keys
+        with torch.no_grad():
+            net.net[4].bias.fill_(float(shift))
+        expected.append(inference_logits(model, batch))
+    assert len(_engine_cache._MEMO_MODELS) == 2
+    assert all(isinstance(key[0], int) for key in _engine_cache._MEMO)  # not the fingerprint
+    calls = net.calls
+    inference_logits(model, batch)  # state 3: remembered
+    assert net.calls == calls
+    with torch.no_grad():
+        net.net[4].bias.fill_(0.0)  # state 0: its key was dropped, so it is computed again
+    torch.testing.assert_close(inference_logits(model, batch), expected[0], rtol=0, atol=0)
+    assert net.calls == calls + 1
