@@ -72,7 +72,7 @@ def explain_chunks(
     size = max(1, int(size))
     parts: list[Attribution] = []
     start = 0
-    with seeded_explainer_calls(model.device):
+    with seeded_explainer_calls():
         while start < total:
             stop = min(total, start + size)
             part = batch if stop - start == total else batch.index(torch.arange(start, stop))

@@ -14,6 +14,7 @@ that explain again, so a stochastic explainer repeats its draws there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -68,20 +69,10 @@ def explainer_seed(seed: int | None) -> Iterator[None]:
 
 
 @contextmanager
-def seeded_explainer_calls(device: torch.device) -> Iterator[None]:
-    """Seed Python, NumPy and torch with :func:`explainer_seed`'s seed for the block, then restore them.
-
-    The runner seeds an attribution stage the same way (``seed_everything``),
-    so an explainer reading ``torch.initial_seed()`` or drawing from the global
-    generators draws the same numbers again. On a CUDA ``device`` the CUDA
-    generators are forked too; without an explainer seed this does nothing.
-    """
-    seed = _EXPLAINER_SEED.get()
-    if seed is None:
-        yield
-        return
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python, NumPy and torch (every visible CUDA device) for the block, then restore them."""
     py_state, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     try:
         with torch.random.fork_rng(devices=devices):
             seed_everything(seed)
@@ -89,6 +80,19 @@ def seeded_explainer_calls(device: torch.device) -> Iterator[None]:
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
+
+
+@contextmanager
+def seeded_explainer_calls() -> Iterator[None]:
+    """Run the block :func:`seeded` with :func:`explainer_seed`'s seed; without one, as it is.
+
+    The runner seeds an attribution stage the same way (``seed_everything``),
+    so an explainer reading ``torch.initial_seed()`` or drawing from the global
+    generators draws the same numbers again.
+    """
+    seed = _EXPLAINER_SEED.get()
+    with contextlib.nullcontext() if seed is None else seeded(seed):
+        yield
 
 
 def base_seed(seed: int | None) -> int:

@@ -323,7 +323,7 @@ def inference_logits(model: Model, batch: Batch) -> Tensor:
                         return model.logits(batch)
                     return check_logits(fast(x), len(x), model=model)
 
-                if module.training:  # dropout: a repeat is a new draw
+                if any(m.training for m in module.modules()):  # dropout: a repeat is a new draw
                     return compute()
                 return remembered_logits(model, x, compute)
         return model.logits(batch)

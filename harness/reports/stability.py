@@ -52,6 +52,10 @@ _GROUP = ["dataset", "model", "metric"]
 _VERDICTS = ("contradicted", "flipped", "reproduced", "stable")
 
 
+# (dataset, model, metric, {explainer a, explainer b}) -> the significantly better one, or ""
+BetterSides = dict[tuple[str, str, str, frozenset[str]], str]
+
+
 @dataclass(frozen=True)
 class RunResults:
     """The explanation results and paired tests of one run's output folder."""
@@ -59,8 +63,7 @@ class RunResults:
     label: str
     folder: Path
     results: pd.DataFrame  # ok rows with an explainer and a value
-    # (dataset, model, metric, {a, b}) -> the significantly better one or ""; None: no file
-    comparisons: dict[tuple[str, str, str, frozenset[str]], str] | None
+    comparisons: BetterSides | None  # None: the folder has no comparisons.csv
     spec_hashes: frozenset[str]
 
 
@@ -90,7 +93,7 @@ def _records(path: Path) -> list[dict[str, object]]:
     return data
 
 
-def _comparisons(path: Path) -> dict[tuple[str, str, str, frozenset[str]], str] | None:
+def _comparisons(path: Path) -> BetterSides | None:
     """Read ``comparisons.csv`` into the better side of each tested pair ("" if not significant).
 
     None (with a warning) when the folder has none.
@@ -167,7 +170,7 @@ def load_runs(folders: Sequence[Path]) -> list[RunResults]:
 
 
 def _significant(
-    comps: dict[tuple[str, str, str, frozenset[str]], str] | None,
+    comps: BetterSides | None,
     key: tuple[str, str, str],
     a: str,
     b: str,

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 from torch import Tensor, nn
 
 from harness.contracts import Batch, Model, SupportsTorchModule
+from harness.draws import seeded
 
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch, NumPy and ``random`` for the block, then restore the caller's RNG states."""
-    import random
-
-    import numpy as np
-
-    np_state, py_state = np.random.get_state(), random.getstate()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
+__all__ = ["same_state", "seeded", "snapshot"]
 
 
 def _hooks(module: nn.Module) -> int:

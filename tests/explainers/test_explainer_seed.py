@@ -13,14 +13,14 @@ import random
 import numpy as np
 import pytest
 import torch
+from _explainer_toys import make_batch
 from harness_builtins.explainers.gradient.smoothgrad import SmoothGrad
 from harness_builtins.explainers.perturbation.kernel_shap import KernelShap
 from harness_builtins.explainers.perturbation.lime import Lime
-from torch import Tensor, nn
+from torch import Tensor
 
-from harness.arrays import ModuleModel
 from harness.chunking import explain_chunks
-from harness.contracts import Batch, DatasetInfo, Explainer, Modality, Task
+from harness.contracts import Batch, Explainer, Model
 from harness.draws import explainer_seed, seed_everything
 from harness.metrics import _engine
 
@@ -33,35 +33,17 @@ EXPLAINERS = {
 }
 
 
-def _model() -> ModuleModel:
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(), nn.Linear(16, 3),
-    ).eval()  # fmt: skip
-    model = ModuleModel(net=net)
-    model.build(DatasetInfo(Modality.IMAGE, Task.MULTICLASS, ("a", "b", "c"), image_size=(16, 16)))
-    return model
-
-
-def _batch(n: int = 4) -> Batch:
-    g = torch.Generator().manual_seed(1)
-    return Batch(
-        ids=tuple(f"s{i}" for i in range(n)),
-        labels=torch.zeros(n, dtype=torch.long),
-        images=torch.rand(n, 1, 16, 16, generator=g),
-    )
-
-
-def _explain(model: ModuleModel, explainer: Explainer, batch: Batch, size: int) -> Tensor:
+def _explain(model: Model, explainer: Explainer, batch: Batch, size: int) -> Tensor:
     targets = torch.arange(len(batch)) % 3
     parts, _ = explain_chunks(model, explainer, batch, targets, size)
     return torch.cat([p.pixels for p in parts if p.pixels is not None])
 
 
 @pytest.mark.parametrize("name", sorted(EXPLAINERS))
-def test_reexplaining_inside_explainer_seed_repeats_the_attribution_draws(name: str) -> None:
-    model, batch, explainer = _model(), _batch(), EXPLAINERS[name]()
+def test_reexplaining_inside_explainer_seed_repeats_the_attribution_draws(
+    tiny_cnn: Model, batch: Batch, name: str
+) -> None:
+    model, explainer = tiny_cnn, EXPLAINERS[name]()
     seed_everything(1234)  # what the runner does before an attribution stage
     attribution = _explain(model, explainer, batch, size=4)
     seed_everything(4321)  # the metric stage's own seed, as the runner sets it
@@ -75,8 +57,8 @@ def test_reexplaining_inside_explainer_seed_repeats_the_attribution_draws(name: 
     assert not torch.allclose(other, attribution, rtol=1e-3, atol=1e-5)
 
 
-def test_the_block_leaves_every_random_state_as_it_was() -> None:
-    model, batch = _model(), _batch(2)
+def test_the_block_leaves_every_random_state_as_it_was(tiny_cnn: Model) -> None:
+    model, batch = tiny_cnn, make_batch(2, 16)
     seed_everything(7)
     torch.rand(3), np.random.rand(2), random.random()
     before = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
@@ -87,8 +69,8 @@ def test_the_block_leaves_every_random_state_as_it_was() -> None:
     assert np.array_equal(after[1], before[1]) and after[2] == before[2]
 
 
-def test_without_a_seed_explainer_calls_use_the_callers_random_state() -> None:
-    model, batch = _model(), _batch(2)
+def test_without_a_seed_explainer_calls_use_the_callers_random_state(tiny_cnn: Model) -> None:
+    model, batch = tiny_cnn, make_batch(2, 16)
     seed_everything(5)
     expected = _explain(model, EXPLAINERS["smoothgrad"](), batch, size=2)
     seed_everything(5)

@@ -192,6 +192,17 @@ def test_dropout_in_train_mode_is_never_remembered() -> None:
     assert not torch.equal(outs[0], outs[1])  # two draws of the dropout mask
 
 
+def test_a_submodule_left_in_train_mode_is_never_remembered() -> None:
+    model, net = counting_model()
+    net.net.insert(4, nn.Dropout(0.5))
+    net.eval()
+    net.net[4].train()  # the model in eval mode, one dropout layer not
+    batch = batch_of(8)
+    inference_logits(model, batch)
+    inference_logits(model, batch)
+    assert net.calls == 2
+
+
 def test_lime_explains_another_class_from_the_remembered_forwards() -> None:
     model, net = counting_model()
     batch = batch_of(3, size=16)
