@@ -65,19 +65,28 @@ _SHIFT = np.uint64(32)
 _INDEX = np.uint64(0xFFFFFFFF)
 
 
+def _narrowed(x: np.ndarray) -> np.ndarray | None:
+    """Return float64 ``x`` as float32 if that holds every value exactly, else None (NaN: None).
+
+    NumPy, not torch: a 2-thread torch op on these sizes leaves an OpenMP worker
+    spinning on the second core, which then slows the sort thread below.
+    """
+    narrow = x.astype(np.float32)
+    return narrow if np.array_equal(narrow, x) else None
+
+
 def _packable(a: Tensor) -> np.ndarray | None:
     """Return ``a`` as a float32 NumPy array when the packed sort applies, else None."""
     if a.device.type != "cpu" or a.dim() != 2 or not a.is_floating_point():
         return None
     x = a.detach()
     if x.dtype == torch.float64:
-        narrow = x.float()
-        if not torch.equal(narrow.double(), x):
+        narrow = _narrowed(x.numpy())
+        if narrow is None:
             return None
-        x = narrow
-    elif x.dtype != torch.float32:
-        x = x.float()
-    values = x.numpy() + np.float32(0.0)  # a copy, with -0.0 turned into 0.0
+        values = narrow + np.float32(0.0)  # with -0.0 turned into 0.0
+    else:
+        values = x.float().numpy() + np.float32(0.0)  # a copy, with -0.0 turned into 0.0
     if np.isnan(values).any():
         return None
     return values
@@ -124,9 +133,9 @@ def sort_rows(a: Tensor) -> Tensor:
     """
     if a.device.type != "cpu" or a.dim() != 2:
         return a.sort(dim=-1).values
-    x = a.detach()
-    if x.dtype == torch.float64:
-        narrow = x.float()
-        if torch.equal(narrow.double(), x):
-            return torch.from_numpy(_sort_in_place(narrow.numpy())).double()
-    return torch.from_numpy(_sort_in_place(x.numpy().copy()))
+    x = a.detach().numpy()
+    if x.dtype == np.float64:
+        narrow = _narrowed(x)
+        if narrow is not None:
+            return torch.from_numpy(_sort_in_place(narrow).astype(np.float64))
+    return torch.from_numpy(_sort_in_place(x.copy()))

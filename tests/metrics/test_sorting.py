@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -90,6 +92,9 @@ def test_float64_rows_sorted_as_float32_only_when_exact() -> None:
     fine[:, :5] = torch.tensor([1.0, 1.0 + 1e-12, 1.0 - 1e-12, 1.0 + 2e-12, 1.0])
     out = sort_rows(fine)  # float32 would merge the near-equal values: sorted in float64
     assert torch.equal(out, torch.sort(fine, dim=1).values)
+    fine[1, 7] = math.nan  # not narrowed either; NaN sorts last, as in torch
+    expected = torch.sort(fine, dim=1).values
+    torch.testing.assert_close(sort_rows(fine), expected, rtol=0, atol=0, equal_nan=True)
 
 
 def _sort_in_child(queue) -> None:  # type: ignore[no-untyped-def]

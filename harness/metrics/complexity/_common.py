@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
+import torch
 from torch import Tensor
 
 from harness.contracts.metric import ExplanationMetric
@@ -78,6 +80,10 @@ def magnitudes(
     if over == "pixels":
         if attribution.pixels is None:
             raise DataError(f"metric {name!r}: no pixel attributions - expected (N, H, W) pixels.")
-        return attribution.pixels.flatten(1).double().abs(), None
+        pixels = attribution.pixels.detach().flatten(1)
+        if pixels.device.type == "cpu" and pixels.dtype in (torch.float32, torch.float64):
+            # NumPy, not a 2-thread torch op: see harness.metrics._sorting._narrowed
+            return torch.from_numpy(np.abs(pixels.numpy(), dtype=np.float64)), None
+        return pixels.double().abs(), None
     _, scores, valid = token_inputs(name, batch, attribution, pad_token)
     return scores.double().abs() * valid, valid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -13,25 +14,37 @@ from harness.metrics.complexity._common import ComplexityMetric
 
 
 def gini(values: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Row-wise Gini index of (N, P) non-negative values; an all-zero row gives 0.
+    """Row-wise float64 Gini index of (N, P) non-negative values; an all-zero row gives 0.
 
     ``G = sum_k (2k - n - 1) v_(k) / (n sum_k v_k)`` with ``v_(k)`` sorted
     ascending, k = 1..n: 0 for a uniform row, ``1 - 1/n`` for a single spike.
     ``n`` is P, or each row's count of ``valid`` values (the others are left out).
     """
-    p = values.shape[1]
     if valid is None:
         ordered = sort_rows(values)
-        n = torch.full((len(values),), p, device=values.device, dtype=values.dtype)
+        n = torch.full((len(values),), values.shape[1], dtype=torch.float64)
     else:  # left-out values sort last and then count as zero
         ordered = sort_rows(values.masked_fill(~valid, math.inf))
         ordered = ordered.masked_fill(ordered == math.inf, 0.0)
-        n = valid.sum(1).to(values.dtype)
-    k = torch.arange(1, p + 1, device=values.device, dtype=values.dtype)
-    total = ordered.sum(1)
-    numerator = ((2 * k - n.view(-1, 1) - 1) * ordered).sum(1)
+        n = valid.sum(1).double().cpu()
+    sums = _rank_sums(ordered)
+    total = sums[:, 1]
+    numerator = sums[:, 0] - n * total
     safe = torch.where(total > 0, total, torch.ones_like(total))
-    return torch.where(total > 0, numerator / (n * safe), torch.zeros_like(total))
+    return torch.where(total > 0, numerator / (n * safe), torch.zeros_like(total)).to(values.device)
+
+
+def _rank_sums(ordered: Tensor) -> Tensor:
+    """Return (N, 2) float64 CPU ``[sum_k (2k - 1) v_(k), sum_k v_(k)]`` of sorted rows.
+
+    One matrix product; in NumPy on the CPU, where torch would spend two
+    threads on these sizes and leave one spinning into the next metric's sort.
+    """
+    k = np.arange(1, ordered.shape[1] + 1, dtype=np.float64)
+    weights = np.stack([2 * k - 1, np.ones_like(k)], axis=1)
+    if ordered.device.type == "cpu":
+        return torch.from_numpy(ordered.numpy().astype(np.float64, copy=False) @ weights)
+    return (ordered.double() @ torch.from_numpy(weights).to(ordered.device)).cpu()
 
 
 class Sparseness(ComplexityMetric):
