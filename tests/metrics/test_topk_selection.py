@@ -1,4 +1,4 @@
-"""Top-k hits: the selection path (one k for every row) equals the sort path, ties included."""
+"""Top-k hits: the selection path (one k, or rows padded to one k) equals the sort path, ties included."""
 
 from __future__ import annotations
 
@@ -33,8 +33,20 @@ def test_one_k_for_every_row_equals_the_sort_path(k: int, levels: int | None) ->
         assert torch.equal(got, m.gather(1, top).sum(1).double())
 
 
-def test_rows_with_different_k_use_one_sort() -> None:
-    a = (torch.rand(5, 300, generator=torch.Generator().manual_seed(1)) * 4).floor()
-    m = torch.rand(5, 300, generator=torch.Generator().manual_seed(2)) > 0.5
-    ks = torch.tensor([1, 30, 30, 299, 300])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("levels", [None, 4])
+def test_rows_with_different_k_equal_the_sort_path(dtype: torch.dtype, levels: int | None) -> None:
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(7, 300, generator=g, dtype=dtype)
+    if levels:
+        a = (a * levels).floor()
+    m = torch.rand(7, 300, generator=g) > 0.5
+    ks = torch.tensor([1, 30, 30, 299, 300, 2, 150])
+    assert torch.allclose(expected_topk_hits(a, m, ks), _by_sorting(a, m, ks), atol=1e-12)
+
+
+def test_integer_rows_with_different_k() -> None:
+    a = torch.randint(-3, 3, (4, 50), generator=torch.Generator().manual_seed(3))
+    m = torch.rand(4, 50, generator=torch.Generator().manual_seed(4)) > 0.5
+    ks = torch.tensor([5, 1, 50, 20])
     assert torch.allclose(expected_topk_hits(a, m, ks), _by_sorting(a, m, ks), atol=1e-12)

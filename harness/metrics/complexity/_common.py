@@ -73,17 +73,20 @@ class ComplexityMetric(ExplanationMetric, abc.ABC):
 def magnitudes(
     name: str, over: str, pad_token: int, batch: Batch, attribution: Attribution
 ) -> tuple[Tensor, Tensor | None]:
-    """Return (N, P) float64 absolute attributions and the valid features (None: all).
+    """Return (N, P) absolute attributions and the valid features (None: all).
 
-    Token rows keep their length: padding positions hold 0 and are marked invalid.
+    Pixel maps keep float32 or float64 (other dtypes become float32; the metrics
+    sum in float64); token scores are float64, and their rows keep their
+    length: padding positions hold 0 and are marked invalid.
     """
     if over == "pixels":
         if attribution.pixels is None:
             raise DataError(f"metric {name!r}: no pixel attributions - expected (N, H, W) pixels.")
         pixels = attribution.pixels.detach().flatten(1)
-        if pixels.device.type == "cpu" and pixels.dtype in (torch.float32, torch.float64):
-            # NumPy, not a 2-thread torch op: see harness.metrics._sorting._narrowed
-            return torch.from_numpy(np.abs(pixels.numpy(), dtype=np.float64)), None
-        return pixels.double().abs(), None
+        if pixels.dtype not in (torch.float32, torch.float64):
+            pixels = pixels.float()
+        if pixels.device.type == "cpu":  # NumPy, not a 2-thread torch op: see _sorting._narrowed
+            return torch.from_numpy(np.abs(pixels.numpy())), None
+        return pixels.abs(), None
     _, scores, valid = token_inputs(name, batch, attribution, pad_token)
     return scores.double().abs() * valid, valid

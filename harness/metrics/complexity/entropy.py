@@ -34,6 +34,7 @@ class EntropyComplexity(ComplexityMetric):
     bounds: ClassVar[tuple[float, float] | None] = None  # [0, log P] depends on the image size
 
     def _complexity(self, a: Tensor, valid: Tensor | None) -> Tensor:
+        a = a.double()
         total = a.sum(1, keepdim=True)
         p = a / torch.where(total > 0, total, torch.ones_like(total))
         h = -torch.special.xlogy(p, p).sum(1)

@@ -14,7 +14,7 @@ from harness.metrics.complexity._common import ComplexityMetric
 
 
 def gini(values: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Row-wise float64 Gini index of (N, P) non-negative values; an all-zero row gives 0.
+    """Row-wise Gini index (float64) of (N, P) non-negative values; an all-zero row gives 0.
 
     ``G = sum_k (2k - n - 1) v_(k) / (n sum_k v_k)`` with ``v_(k)`` sorted
     ascending, k = 1..n: 0 for a uniform row, ``1 - 1/n`` for a single spike.
