@@ -85,7 +85,7 @@ def magnitudes(
         pixels = attribution.pixels.detach().flatten(1)
         if pixels.dtype not in (torch.float32, torch.float64):
             pixels = pixels.float()
-        if pixels.device.type == "cpu":  # NumPy, not a 2-thread torch op: see _sorting._narrowed
+        if pixels.device.type == "cpu":  # NumPy before the sort: see harness.metrics._sorting
             return torch.from_numpy(np.abs(pixels.numpy())), None
         return pixels.abs(), None
     _, scores, valid = token_inputs(name, batch, attribution, pad_token)

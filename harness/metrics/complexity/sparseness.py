@@ -20,18 +20,18 @@ def gini(values: Tensor, valid: Tensor | None = None) -> Tensor:
     ascending, k = 1..n: 0 for a uniform row, ``1 - 1/n`` for a single spike.
     ``n`` is P, or each row's count of ``valid`` values (the others are left out).
     """
+    n: float | Tensor
     if valid is None:
         ordered = sort_rows(values)
-        n = torch.full((len(values),), values.shape[1], dtype=torch.float64)
+        n = float(values.shape[1])
     else:  # left-out values sort last and then count as zero
         ordered = sort_rows(values.masked_fill(~valid, math.inf))
         ordered = ordered.masked_fill(ordered == math.inf, 0.0)
         n = valid.sum(1).double().cpu()
     sums = _rank_sums(ordered)
-    total = sums[:, 1]
-    numerator = sums[:, 0] - n * total
-    safe = torch.where(total > 0, total, torch.ones_like(total))
-    return torch.where(total > 0, numerator / (n * safe), torch.zeros_like(total)).to(values.device)
+    total = sums[:, 1] * n
+    # an all-zero row gives 0 / 0 (NaN: the values are finite, so only there) -> 0
+    return sums[:, 0].sub_(total).div_(total).nan_to_num_(0.0).to(values.device)
 
 
 def _rank_sums(ordered: Tensor) -> Tensor:
