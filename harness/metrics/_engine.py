@@ -443,7 +443,8 @@ def evaluate(
         Perturbed copies per row.
     make : callable
         ``make(flat_idx)`` returns the perturbed inputs for flat indices ``flat_idx``
-        (M,) on the model's device: row ``i // steps``, step ``i % steps``; images
+        (M,), a contiguous range (one chunk), on the model's device: row
+        ``i // steps``, step ``i % steps``; images
         (M, C, H, W), or token ids (M, L) when ``perturbs="tokens"``.
     output : {"probability", "logit", "correct"}
         Score of the target class, see :func:`target_scores`.

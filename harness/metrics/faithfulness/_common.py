@@ -151,28 +151,57 @@ def threshold_maker(
 
     ``inside`` / ``outside`` are (N, C, H, W) sources or (N, 1, 1, 1) constants,
     ``rank`` (N, HW) pixel ranks, ``thresholds`` (steps,) pixel counts per step.
+    ``flat`` is a contiguous range of flat indices (the engine's chunks).
 
     The choice is ``torch.lerp(outside, inside, w)`` with ``w = clamp(threshold
     - rank, 0, 1)``, which is exactly 0 or 1 for integer ranks: lerp returns
     its start for weight 0 and its end for weight 1 exactly, and float
     arithmetic on a 0/1 weight runs 2-4x faster on CPU than a boolean mask
-    with ``torch.where`` (measured on 28 x 28 chunks; equal outputs), and
-    ``index_select`` gathers rows several times faster than ``tensor[rows]``.
+    with ``torch.where`` (measured on 28 x 28 chunks; equal outputs). A chunk
+    is at most three blocks of (rows x steps) (a partial first row, whole rows,
+    a partial last row), each computed by broadcasting a row's rank against
+    its steps' thresholds, with no gathered copy of ranks or sources.
     """
     n, c, h, w = images.shape
     exact = torch.float32 if rank.shape[1] < 2**24 else torch.float64
-    rank_f = rank.to(exact)
-    limits = thresholds.to(exact)
+    rank_f = rank.to(exact).view(n, 1, 1, h, w)
+    limits = thresholds.to(exact).view(1, -1, 1, 1, 1)
+    channels = max(inside.shape[1], outside.shape[1])
 
     def make(flat: Tensor) -> Tensor:
-        rows = torch.div(flat, steps, rounding_mode="floor")
-        limit = limits.index_select(0, flat % steps).view(-1, 1)
-        weight = (limit - rank_f.index_select(0, rows)).clamp_(0, 1).view(-1, 1, h, w)
-        start, end = outside.index_select(0, rows), inside.index_select(0, rows)
-        shape = (len(flat), max(start.shape[1], end.shape[1]), h, w)
-        return torch.lerp(start.expand(shape), end.expand(shape), weight.to(images.dtype))
+        start, stop = int(flat[0]), int(flat[-1]) + 1
+        if stop - start != len(flat):
+            raise ValueError(f"threshold_maker: {len(flat)} flat indices - expected a range")
+        out = torch.empty((stop - start, channels, h, w), dtype=images.dtype, device=images.device)
+        done = 0
+        for rows, first_step, end_step in _blocks(start, stop, steps):
+            count = (rows.stop - rows.start) * (end_step - first_step)
+            weight = (limits[:, first_step:end_step] - rank_f[rows]).clamp_(0, 1)
+            torch.lerp(
+                outside[rows].unsqueeze(1), inside[rows].unsqueeze(1), weight.to(images.dtype),
+                out=out[done : done + count].view(-1, end_step - first_step, channels, h, w),
+            )  # fmt: skip
+            done += count
+        return out
 
     return make
+
+
+def _blocks(start: int, stop: int, steps: int) -> list[tuple[slice, int, int]]:
+    """Split flat indices ``start .. stop - 1`` into (rows, first step, end step) blocks.
+
+    Row ``i // steps``, step ``i % steps``: a partial first row, the whole rows,
+    a partial last row (each only when not empty), in flat order.
+    """
+    first, last = start // steps, (stop - 1) // steps
+    head, tail = start - first * steps, stop - last * steps
+    if first == last:
+        return [(slice(first, first + 1), head, tail)]
+    blocks = [(slice(first, first + 1), head, steps)]
+    if last > first + 1:
+        blocks.append((slice(first + 1, last), 0, steps))
+    blocks.append((slice(last, last + 1), 0, tail))
+    return blocks
 
 
 def schedule_curve(
