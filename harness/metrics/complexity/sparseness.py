@@ -27,15 +27,15 @@ def gini(values: Tensor, valid: Tensor | None = None) -> Tensor:
     else:  # left-out values sort last and then count as zero
         ordered = sort_rows(values.masked_fill(~valid, math.inf))
         ordered = ordered.masked_fill(ordered == math.inf, 0.0)
-        n = valid.sum(1).double().cpu()
+        n = valid.sum(1).double()
     sums = _rank_sums(ordered)
     total = sums[:, 1] * n
     # an all-zero row gives 0 / 0 (NaN: the values are finite, so only there) -> 0
-    return sums[:, 0].sub_(total).div_(total).nan_to_num_(0.0).to(values.device)
+    return sums[:, 0].sub_(total).div_(total).nan_to_num_(0.0)
 
 
 def _rank_sums(ordered: Tensor) -> Tensor:
-    """Return (N, 2) float64 CPU ``[sum_k (2k - 1) v_(k), sum_k v_(k)]`` of sorted rows.
+    """Return (N, 2) float64 ``[sum_k (2k - 1) v_(k), sum_k v_(k)]`` of sorted rows.
 
     One matrix product; in NumPy on the CPU, where torch would spend two
     threads on these sizes and leave one spinning into the next metric's sort.
@@ -44,7 +44,7 @@ def _rank_sums(ordered: Tensor) -> Tensor:
     weights = np.stack([2 * k - 1, np.ones_like(k)], axis=1)
     if ordered.device.type == "cpu":
         return torch.from_numpy(ordered.numpy().astype(np.float64, copy=False) @ weights)
-    return (ordered.double() @ torch.from_numpy(weights).to(ordered.device)).cpu()
+    return ordered.double() @ torch.from_numpy(weights).to(ordered.device)
 
 
 class Sparseness(ComplexityMetric):

@@ -108,7 +108,7 @@ def _kth_largest(a: Tensor, k: Tensor) -> Tensor:
     if low != high:
         slots = torch.arange(high - low, device=a.device).view(1, -1)
         above = slots < (high - k).view(-1, 1)
-        fill = torch.full_like(above, math.inf, dtype=a.dtype).masked_fill_(~above, -math.inf)
+        fill = torch.where(above, math.inf, -math.inf).to(a.dtype)
         a = torch.cat([a, fill], dim=1)
     return a.kthvalue(a.shape[1] - high + 1, dim=1, keepdim=True).values
 
