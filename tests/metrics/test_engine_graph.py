@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import torch
@@ -115,3 +116,60 @@ def test_chunks_count_pixels_not_channels() -> None:
     assert _engine._default_chunk(cpu, (3, 224, 224)) == 5  # one image when channels counted
     assert _engine._default_chunk(cpu, (512,)) == 512  # token ids: every value counts
     assert _engine._default_chunk(cpu, (1, 4, 4)) == 1024  # at most 1024 images
+
+
+class ReluThenPool(nn.Module):
+    """conv -> ReLU (in place or not) -> max pool, twice; optionally a ReLU output used again."""
+
+    def __init__(self, inplace: bool, reuse: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3)
+        self.relu = nn.ReLU(inplace=inplace)
+        self.head = nn.Linear(4 * 3 * 3, 2)
+        self.reuse = reuse
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(x)
+        r = self.relu(h)
+        p = nn.functional.max_pool2d(r, 2)
+        q = nn.functional.max_pool2d(torch.relu(self.conv2(p)), 2, padding=1)
+        out = self.head(q.flatten(1))
+        if self.reuse:  # the first ReLU's output used again (in place: through ``h``, its alias)
+            out = out + (h if self.relu.inplace else r).mean(dim=(1, 2, 3)).unsqueeze(1)
+        return out
+
+
+def _order(graph: Any) -> list[str]:
+    return [n.kind() for n in graph.nodes() if "pool" in n.kind() or "relu" in n.kind()]
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relus_move_after_their_max_pools_with_equal_logits(inplace: bool) -> None:
+    net = ReluThenPool(inplace, reuse=False).eval()
+    x = torch.rand(8, 1, 16, 16)
+    with torch.no_grad():
+        frozen = G.pool_before_relu(torch.jit.freeze(G._trace(net, x)))
+        expected = net(x)
+        assert _order(frozen.graph) == ["aten::max_pool2d", "aten::relu"] * 2
+        assert torch.equal(frozen(x), expected)  # max and ReLU commute exactly
+        labels = []
+        for label, graph in G._candidates(net, x):
+            labels.append(label)
+            assert [k for k in _order(graph.graph) if "relu" in k or "pool" in k][0].endswith(
+                "max_pool2d"
+            ), label
+            torch.testing.assert_close(graph(x), expected, rtol=1e-5, atol=1e-6, msg=label)
+    assert labels == ["inference-optimised", "frozen"]
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_a_relu_whose_output_is_used_again_stays_before_its_pool(inplace: bool) -> None:
+    net = ReluThenPool(inplace, reuse=True).eval()
+    x = torch.rand(8, 1, 16, 16)
+    with torch.no_grad():
+        frozen = G.pool_before_relu(torch.jit.freeze(G._trace(net, x)))
+        order = _order(frozen.graph)
+        assert order[0].startswith("aten::relu")  # the first pair is left as it was
+        assert order[-2:] == ["aten::max_pool2d", "aten::relu"]  # the second still moves
+        assert torch.equal(frozen(x), net(x))
