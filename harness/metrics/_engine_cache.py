@@ -8,18 +8,19 @@ same ids but different pixels never receives stale results.
 
 Weights fingerprint: the train/eval mode of every submodule, and for every
 parameter and buffer (persistent or not) its storage address, its in-place
-version counter and its shape, plus two float checksums of every tensor (its
-sum and its sum weighted by position). The version counter catches in-place
-updates (``reset_parameters``, ``load_state_dict``, optimiser steps); the
-checksums also catch writes through ``.data``, which bypass the version
+version counter and its shape, plus checksums of the values: one xxh3 hash of
+the bytes of the CPU tensors, and for tensors on other devices two float sums
+(the plain sum and the sum weighted by position). The version counter catches
+in-place updates (``reset_parameters``, ``load_state_dict``, optimiser steps);
+the checksums also catch writes through ``.data``, which bypass the version
 counter, including permutations (e.g. reordered class rows), which keep the
 plain sum; a deep copy (as sanity checks make) is a different object, and
 entries hold a weak reference to their model so a freed model's id can never
 be confused with a new one.
 
 Inside :func:`weights_pinned` (a metric evaluation: its forward passes never
-write weights) the float sums of a module are computed once and reused while
-its layout (addresses, version counters, shapes) is unchanged: summing
+write weights) the checksums of a module are computed once and reused while
+its layout (addresses, version counters, shapes) is unchanged: checksumming
 ResNet18's weights costs milliseconds, and one metric asks up to four times.
 """
 
@@ -117,7 +118,7 @@ def _flat(t: Tensor) -> Tensor:
     return t.reshape(-1)
 
 
-def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
+def _float_sums(tensors: list[Tensor]) -> tuple[float, ...]:
     """Sum (float64) and position-weighted sum (a BLAS dot product) of the floating tensors.
 
     Each large tensor gets its own pair; the small ones (biases, norms, the
@@ -140,6 +141,25 @@ def _checksums(tensors: list[Tensor]) -> tuple[float, ...]:
             for s in (t.sum(dtype=torch.float64), _position_weighted_sum(t).double())
         ]
         return tuple(torch.stack(sums).tolist())
+
+
+def _checksums(tensors: list[Tensor]) -> tuple[Hashable, ...]:
+    """Checksums of the tensors' values: one xxh3 hash of the CPU ones, float sums of the others.
+
+    On the CPU every byte is hashed in memory order (any change of any value,
+    of any dtype, changes it; ResNet18's weights: 1.4 ms against 10 ms for the
+    float sums on an AMD EPYC, 2 threads); other devices are summed where the
+    tensors are (:func:`_float_sums`), as copying them to the host would cost more.
+    """
+    import xxhash
+
+    on_cpu = [t for t in tensors if t.device.type == "cpu"]
+    hashed = xxhash.xxh3_128()
+    for t in on_cpu:
+        if t.numel() and not t.is_quantized:  # quantized: version counter and shape only
+            hashed.update(_flat(t).contiguous().view(torch.uint8).numpy().data)
+    others = [t for t in tensors if t.device.type != "cpu"]
+    return (hashed.digest(), *_float_sums(others))
 
 
 def weights_fingerprint(module: nn.Module) -> tuple[Hashable, ...]:

@@ -444,6 +444,31 @@ def test_permuted_weights_and_non_persistent_buffers_change_the_fingerprint(
         torch.testing.assert_close(_clean(model, toy), net(toy.batch.images), atol=1e-6, rtol=0)
 
 
+def test_cpu_weights_are_fingerprinted_by_their_bytes() -> None:
+    """Every dtype counts (an integer buffer written through ``.data``), and a NaN weight keeps one key.
+
+    Float sums saw neither: integer buffers were not summed, and NaN sums never equal themselves
+    (every metric call would then miss the cache and rebuild the model's graph).
+    """
+    torch.manual_seed(0)
+    net = nn.Linear(3, 2)
+    net.register_buffer("steps", torch.zeros(2, dtype=torch.long))
+    fingerprint = _engine_cache.weights_fingerprint
+    before = fingerprint(net)
+    net.steps.data[0] = 5  # bypasses the version counter
+    after = fingerprint(net)
+    assert after[:2] == before[:2]  # same layout: only the checksums can tell
+    assert after != before
+    net.weight.data[0, 0] = float("nan")
+    assert fingerprint(net) == fingerprint(net)
+
+
+def test_float_sums_off_the_cpu_see_permuted_rows() -> None:
+    w = torch.randn(3, 4, dtype=torch.float64)
+    assert _engine_cache._float_sums([w]) != _engine_cache._float_sums([w[[1, 0, 2]]])
+    assert _engine_cache._float_sums([w]) == _engine_cache._float_sums([w.clone()])
+
+
 def test_weights_made_in_inference_mode_are_scored_uncached(toy_factory, wrap) -> None:
     toy = toy_factory(seed=10)
     with torch.inference_mode():
