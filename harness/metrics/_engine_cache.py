@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import xxhash
 from torch import Tensor, nn
 
 MAX_ENTRIES = 32
@@ -151,15 +152,19 @@ def _checksums(tensors: list[Tensor]) -> tuple[Hashable, ...]:
     float sums on an AMD EPYC, 2 threads); other devices are summed where the
     tensors are (:func:`_float_sums`), as copying them to the host would cost more.
     """
-    import xxhash
-
-    on_cpu = [t for t in tensors if t.device.type == "cpu"]
     hashed = xxhash.xxh3_128()
-    for t in on_cpu:
-        if t.numel() and not t.is_quantized:  # quantized: version counter and shape only
-            hashed.update(_flat(t).contiguous().view(torch.uint8).numpy().data)
-    others = [t for t in tensors if t.device.type != "cpu"]
+    others = []
+    for t in tensors:
+        if t.device.type != "cpu":
+            others.append(t)
+        elif t.numel() and not t.is_quantized:  # quantized: version counter and shape only
+            hashed.update(_bytes(_flat(t)))
     return (hashed.digest(), *_float_sums(others))
+
+
+def _bytes(flat: Tensor) -> memoryview:
+    """Return the bytes of a one-dimensional CPU tensor's values, in order."""
+    return flat.contiguous().view(torch.uint8).numpy().data
 
 
 def weights_fingerprint(module: nn.Module) -> tuple[Hashable, ...]:
@@ -296,10 +301,7 @@ def _model_serial(mkey: Hashable) -> int:
 
 def digest(t: Tensor) -> bytes:
     """Return a 128-bit xxh3 hash of a CPU tensor's values (in row-major order)."""
-    import xxhash
-
-    flat = t.detach().contiguous().reshape(-1).view(torch.uint8)
-    return xxhash.xxh3_128_digest(flat.numpy().data)
+    return xxhash.xxh3_128_digest(_bytes(t.detach().reshape(-1)))
 
 
 def remembered_logits(model: object, inputs: Tensor, compute: Callable[[], Tensor]) -> Tensor:
